@@ -1,0 +1,146 @@
+//! clap types: the command line as data.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::env;
+
+/// Train and tune models on tabular data, and serve the best one.
+#[derive(Debug, Parser)]
+#[command(name = "tabtune", version, about, long_about = None)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file [default: configs/obesity.toml, or the built-in copy of it when that file
+    /// does not exist].
+    #[arg(long, global = true, env = env::TABTUNE_CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder with the data files; overrides the config's `data.dir`.
+    #[arg(long, global = true, env = env::TABTUNE_DATA_DIR, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout (logs stay on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only); also hides progress bars.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for machines.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Get and inspect the datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Engineer features, fit the preprocessor on the training data, write both.
+    Features(FeaturesArgs),
+    /// Write an HTML report with charts (class balance, distributions, correlations).
+    Eda(EdaArgs),
+}
+
+/// `tabtune data ...`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download the config's data sources into the data folder and verify their sha256.
+    Fetch(FetchArgs),
+    /// Check a file against the schema; print column statistics and the class balance.
+    Describe(DescribeArgs),
+}
+
+/// What to do with rows that fail validation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OnInvalidArg {
+    /// Stop with exit code 2 and a report of every problem.
+    #[default]
+    Fail,
+    /// Write bad rows with a reason to a rejects file and go on with the rest.
+    Quarantine,
+}
+
+/// Options of commands that load a data file.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Data file (CSV or Parquet) [default: the config's training file].
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// What to do with invalid rows.
+    #[arg(long, value_enum, default_value_t = OnInvalidArg::Fail)]
+    pub on_invalid: OnInvalidArg,
+    /// Rejects file for `--on-invalid quarantine` [default: <input stem>.rejects.csv in
+    /// reports/rejects/].
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+}
+
+/// `tabtune data fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Fetch only the sources with this name (repeatable) [default: all].
+    #[arg(long = "source", value_name = "NAME")]
+    pub sources: Vec<String>,
+    /// Replace an existing file whose checksum differs.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `tabtune data describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Input selection and validation policy.
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+/// `tabtune features`.
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Input selection and validation policy.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Engineered table to write (.parquet or .csv)
+    /// [default: data/features/<input stem>.features.parquet].
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Where to write the fitted preprocessor [default: data/features/preprocessor.json].
+    #[arg(long, value_name = "FILE", conflicts_with = "apply")]
+    pub preprocessor: Option<PathBuf>,
+    /// Apply this fitted preprocessor instead of fitting one (the target may be absent).
+    #[arg(long, value_name = "FILE")]
+    pub apply: Option<PathBuf>,
+}
+
+/// `tabtune eda`.
+#[derive(Debug, Args)]
+pub struct EdaArgs {
+    /// Input selection and validation policy.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// HTML report to write [default: reports/eda-<task>.html].
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}

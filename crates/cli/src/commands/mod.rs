@@ -1,0 +1,6 @@
+//! One module per command.
+
+pub mod describe;
+pub mod eda;
+pub mod features;
+pub mod fetch;

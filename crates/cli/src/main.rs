@@ -1,0 +1,62 @@
+//! The `tabtune` binary: parses the command line, sets up logging and dispatches. Exit codes:
+//! 0 ok, 1 runtime failure, 2 bad input or usage.
+
+mod cli;
+mod commands;
+mod context;
+mod env;
+mod logging;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tabtune_features::FeaturesError;
+
+use crate::cli::{Cli, Command, DataCommand};
+use crate::context::Context;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&cli.global);
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(&err, cli.global.json),
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let ctx = Context::new(&cli.global)?;
+    match &cli.command {
+        Command::Data(DataCommand::Fetch(args)) => commands::fetch::run(&ctx, args),
+        Command::Data(DataCommand::Describe(args)) => commands::describe::run(&ctx, args),
+        Command::Features(args) => commands::features::run(&ctx, args),
+        Command::Eda(args) => commands::eda::run(&ctx, args),
+    }
+}
+
+/// Prints the error (and with `--json` an error object on stdout) and picks the exit code.
+fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    let features_error = err.downcast_ref::<FeaturesError>();
+    let bad_input = features_error.is_some_and(FeaturesError::is_bad_input);
+    let mut text = format!("error: {err}");
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("\n  caused by: {cause}"));
+    }
+    eprintln!("{text}");
+    if json {
+        let mut object = serde_json::json!({ "error": err.to_string() });
+        if let Some(FeaturesError::Invalid(report)) = features_error {
+            object["file"] = serde_json::json!(report.file);
+            object["rows"] = serde_json::json!(report.rows_read);
+            object["invalid_rows"] = serde_json::json!(report.invalid_rows);
+            object["issues"] = serde_json::json!(report.issues);
+        }
+        output::json(&object);
+    }
+    if bad_input {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}

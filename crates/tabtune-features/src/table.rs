@@ -1,0 +1,217 @@
+//! `Table`: validated, typed data in memory (one vector per column).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Values of one column.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColumnValues {
+    /// Finite numbers.
+    Numeric(Vec<f64>),
+    /// Level indices into `levels`.
+    Categorical {
+        /// The schema's levels.
+        levels: Vec<String>,
+        /// One index into `levels` per row.
+        codes: Vec<u32>,
+    },
+}
+
+/// One named column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    /// Header name.
+    pub name: String,
+    /// The values.
+    pub values: ColumnValues,
+}
+
+/// Validated data: the schema's feature columns (schema order, target excluded), the optional
+/// ids and target, and for every row the row number it came from in its file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// The file the rows came from.
+    pub source: PathBuf,
+    /// Feature columns, in schema order.
+    pub columns: Vec<Column>,
+    /// Row ids, when the file has the id column.
+    pub ids: Option<Vec<String>>,
+    /// Target class index per row (into the schema's classes), when the file has the target.
+    pub target: Option<Vec<u32>>,
+    /// 1-based row number in the source file (the line number in a CSV), per row.
+    pub rows: Vec<usize>,
+}
+
+/// A row that repeats an earlier one (every column but the id equal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duplicate {
+    /// Row number of the repeat.
+    pub row: usize,
+    /// Row number of its first occurrence.
+    pub first: usize,
+}
+
+impl Table {
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// A numeric column's values by name.
+    pub fn numeric(&self, name: &str) -> Option<&[f64]> {
+        match &self.column(name)?.values {
+            ColumnValues::Numeric(v) => Some(v),
+            ColumnValues::Categorical { .. } => None,
+        }
+    }
+
+    /// A categorical column's levels and codes by name.
+    pub fn categorical(&self, name: &str) -> Option<(&[String], &[u32])> {
+        match &self.column(name)?.values {
+            ColumnValues::Categorical { levels, codes } => Some((levels, codes)),
+            ColumnValues::Numeric(_) => None,
+        }
+    }
+
+    /// The rows at `indices` (0-based positions), in that order.
+    #[must_use]
+    pub fn select_rows(&self, indices: &[usize]) -> Table {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                values: match &c.values {
+                    ColumnValues::Numeric(v) => {
+                        ColumnValues::Numeric(indices.iter().map(|&i| v[i]).collect())
+                    }
+                    ColumnValues::Categorical { levels, codes } => ColumnValues::Categorical {
+                        levels: levels.clone(),
+                        codes: indices.iter().map(|&i| codes[i]).collect(),
+                    },
+                },
+            })
+            .collect();
+        Table {
+            source: self.source.clone(),
+            columns,
+            ids: self
+                .ids
+                .as_ref()
+                .map(|ids| indices.iter().map(|&i| ids[i].clone()).collect()),
+            target: self
+                .target
+                .as_ref()
+                .map(|t| indices.iter().map(|&i| t[i]).collect()),
+            rows: indices.iter().map(|&i| self.rows[i]).collect(),
+        }
+    }
+
+    /// Rows equal to an earlier row in every column but the id (numbers compared bit for bit).
+    pub fn duplicates(&self) -> Vec<Duplicate> {
+        let mut first_seen: HashMap<Vec<u64>, usize> = HashMap::with_capacity(self.n_rows());
+        let mut out = Vec::new();
+        for i in 0..self.n_rows() {
+            let key = self.row_key(i);
+            match first_seen.get(&key) {
+                Some(&first) => out.push(Duplicate {
+                    row: self.rows[i],
+                    first: self.rows[first],
+                }),
+                None => {
+                    first_seen.insert(key, i);
+                }
+            }
+        }
+        out
+    }
+
+    /// The table without the rows that repeat an earlier one, and the repeats removed.
+    pub fn dedup(&self) -> (Table, Vec<Duplicate>) {
+        let duplicates = self.duplicates();
+        if duplicates.is_empty() {
+            return (self.clone(), duplicates);
+        }
+        let dropped: std::collections::HashSet<usize> = duplicates.iter().map(|d| d.row).collect();
+        let keep: Vec<usize> = (0..self.n_rows())
+            .filter(|&i| !dropped.contains(&self.rows[i]))
+            .collect();
+        (self.select_rows(&keep), duplicates)
+    }
+
+    fn row_key(&self, i: usize) -> Vec<u64> {
+        let mut key = Vec::with_capacity(self.columns.len() + 1);
+        for c in &self.columns {
+            key.push(match &c.values {
+                // -0.0 and 0.0 are the same value in a file; normalise before comparing bits.
+                ColumnValues::Numeric(v) => (v[i] + 0.0).to_bits(),
+                ColumnValues::Categorical { codes, .. } => u64::from(codes[i]),
+            });
+        }
+        if let Some(t) = &self.target {
+            key.push(u64::from(t[i]));
+        }
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        Table {
+            source: PathBuf::from("t.csv"),
+            columns: vec![
+                Column {
+                    name: "x".into(),
+                    values: ColumnValues::Numeric(vec![1.0, 2.0, 1.0]),
+                },
+                Column {
+                    name: "c".into(),
+                    values: ColumnValues::Categorical {
+                        levels: vec!["a".into(), "b".into()],
+                        codes: vec![0, 1, 0],
+                    },
+                },
+            ],
+            ids: Some(vec!["7".into(), "8".into(), "9".into()]),
+            target: Some(vec![0, 0, 0]),
+            rows: vec![2, 3, 4],
+        }
+    }
+
+    #[test]
+    fn duplicates_ignore_the_id_and_name_both_rows() {
+        let t = table();
+        assert_eq!(t.duplicates(), vec![Duplicate { row: 4, first: 2 }]);
+        let (d, removed) = t.dedup();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(d.rows, vec![2, 3]);
+        assert_eq!(d.ids, Some(vec!["7".to_owned(), "8".to_owned()]));
+    }
+
+    #[test]
+    fn select_rows_keeps_every_part_aligned() {
+        let t = table().select_rows(&[2, 0]);
+        assert_eq!(t.numeric("x"), Some(&[1.0, 1.0][..]));
+        assert_eq!(t.rows, vec![4, 2]);
+        assert_eq!(
+            t.ids.as_deref(),
+            Some(&["9".to_owned(), "7".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn table_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Table>();
+    }
+}

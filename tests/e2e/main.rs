@@ -1,0 +1,40 @@
+//! End-to-end tests of the `tabtune` binary: the scripting contract (`--json`, exit codes) on
+//! the real datasets and on broken inputs.
+
+mod data;
+mod features;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// `tabtune --config <default config>` run in `cwd`.
+pub fn tabtune(cwd: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("tabtune").expect("the tabtune binary is built");
+    cmd.current_dir(cwd)
+        .arg("--config")
+        .arg(tabtune_test::default_config());
+    cmd.env_remove("TABTUNE_DATA_DIR")
+        .env_remove("TABTUNE_CONFIG")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs and parses stdout as the one JSON object the contract promises.
+pub fn json_of(cmd: &mut Command, code: i32) -> serde_json::Value {
+    let out = cmd.output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}"))
+}
+
+/// The folder of a real data file.
+pub fn dir_of(path: &Path) -> PathBuf {
+    path.parent().expect("a file has a folder").to_owned()
+}
