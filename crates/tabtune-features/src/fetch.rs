@@ -73,7 +73,7 @@ pub fn fetch(
         FetchKind::KaggleCompetition(competition) => {
             let member = source.member.as_deref().unwrap_or(&source.file);
             (
-                format!("{KAGGLE_API}/competitions/data/download/{competition}/{member}"),
+                kaggle_url(competition, member),
                 Some(kaggle_credentials(competition)?),
             )
         }
@@ -105,6 +105,11 @@ pub fn fetch(
     })
 }
 
+/// The Kaggle API URL of one competition file.
+fn kaggle_url(competition: &str, file: &str) -> String {
+    format!("{KAGGLE_API}/competitions/data/download/{competition}/{file}")
+}
+
 /// `Basic` credentials from the environment or `kaggle.json`.
 fn kaggle_credentials(competition: &str) -> Result<String> {
     let from_env = std::env::var(KAGGLE_USERNAME)
@@ -112,7 +117,12 @@ fn kaggle_credentials(competition: &str) -> Result<String> {
         .zip(std::env::var(KAGGLE_KEY).ok());
     let (user, key) = match from_env {
         Some(pair) => pair,
-        None => kaggle_json_credentials(competition)?,
+        None => {
+            let dir = std::env::var_os(KAGGLE_CONFIG_DIR)
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kaggle")));
+            kaggle_json_credentials(dir.as_deref(), competition)?
+        }
     };
     Ok(format!(
         "Basic {}",
@@ -120,11 +130,8 @@ fn kaggle_credentials(competition: &str) -> Result<String> {
     ))
 }
 
-/// Credentials from `$KAGGLE_CONFIG_DIR/kaggle.json` or `~/.kaggle/kaggle.json`.
-fn kaggle_json_credentials(competition: &str) -> Result<(String, String)> {
-    let dir = std::env::var_os(KAGGLE_CONFIG_DIR)
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kaggle")));
+/// Credentials from `kaggle.json` in `dir` (`$KAGGLE_CONFIG_DIR` or `~/.kaggle`).
+fn kaggle_json_credentials(dir: Option<&Path>, competition: &str) -> Result<(String, String)> {
     let path = dir
         .map(|d| d.join("kaggle.json"))
         .ok_or_else(|| no_credentials(competition))?;
@@ -259,7 +266,152 @@ fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
     use super::*;
+
+    /// Serves one HTTP response on loopback; returns the URL and the request head it got.
+    fn serve_once(status: &str, body: Vec<u8>) -> (String, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let url = format!("http://{}/file", listener.local_addr().expect("addr"));
+        let status = status.to_owned();
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("one request");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("request line");
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).expect("write head");
+            stream.write_all(&body).expect("write body");
+            head
+        });
+        (url, handle)
+    }
+
+    fn zip_of(name: &str, contents: &[u8]) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file(name, options).expect("start");
+        zip.write_all(contents).expect("write");
+        zip.finish().expect("finish");
+        out.into_inner()
+    }
+
+    #[test]
+    fn downloads_extract_the_member_verify_and_land_atomically() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (url, server) = serve_once("200 OK", zip_of("inner/data.csv", b"two"));
+        let mut src = source(&url);
+        src.member = Some("inner/data.csv".into());
+        let mut seen = 0;
+        let out = fetch(&src, dir.path(), false, &mut |done, _| seen = done).expect("fetched");
+        assert_eq!(out.status, FetchStatus::Downloaded);
+        assert_eq!(
+            std::fs::read(dir.path().join("t.csv")).expect("file"),
+            b"two"
+        );
+        assert!(seen > 0, "progress was reported");
+        assert!(
+            server
+                .join()
+                .expect("server")
+                .starts_with("GET /file HTTP/1.1")
+        );
+    }
+
+    #[test]
+    fn a_checksum_mismatch_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (url, server) = serve_once("200 OK", b"three".to_vec());
+        let m = fetch(&source(&url), dir.path(), false, &mut |_, _| {})
+            .expect_err("mismatch")
+            .to_string();
+        server.join().expect("server");
+        assert!(
+            m.contains("has sha256") && m.contains("nothing was written"),
+            "{m}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn zip_problems_and_http_errors_are_explained() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (url, server) = serve_once("200 OK", zip_of("other.csv", b"two"));
+        let mut src = source(&url);
+        src.member = Some("data.csv".into());
+        let m = fetch(&src, dir.path(), false, &mut |_, _| {})
+            .expect_err("no member")
+            .to_string();
+        server.join().expect("server");
+        assert!(
+            m.contains("the archive has no `data.csv`; it holds other.csv"),
+            "{m}"
+        );
+
+        let (url, server) = serve_once("200 OK", zip_of("other.csv", b"two"));
+        let m = fetch(&source(&url), dir.path(), false, &mut |_, _| {})
+            .expect_err("zip")
+            .to_string();
+        server.join().expect("server");
+        assert!(m.contains("returned a zip archive; set `member`"), "{m}");
+
+        let (url, server) = serve_once("403 Forbidden", Vec::new());
+        let m = fetch(&source(&url), dir.path(), false, &mut |_, _| {})
+            .expect_err("403")
+            .to_string();
+        server.join().expect("server");
+        assert!(
+            m.contains("HTTP 403") && m.contains("accept the competition's rules"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn kaggle_credentials_from_kaggle_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = kaggle_json_credentials(Some(dir.path()), "comp")
+            .expect_err("none")
+            .to_string();
+        assert!(
+            m.contains("no Kaggle credentials") && m.contains("competitions/comp"),
+            "{m}"
+        );
+        let file = dir.path().join("kaggle.json");
+        std::fs::write(&file, "{oops").expect("write");
+        let m = kaggle_json_credentials(Some(dir.path()), "comp")
+            .expect_err("json")
+            .to_string();
+        assert!(m.contains("kaggle.json: not valid JSON"), "{m}");
+        std::fs::write(&file, r#"{"username": "u"}"#).expect("write");
+        let m = kaggle_json_credentials(Some(dir.path()), "comp")
+            .expect_err("key")
+            .to_string();
+        assert!(
+            m.contains("expected the fields \"username\" and \"key\""),
+            "{m}"
+        );
+        std::fs::write(&file, r#"{"username": "u", "key": "k"}"#).expect("write");
+        let pair = kaggle_json_credentials(Some(dir.path()), "comp").expect("ok");
+        assert_eq!(pair, ("u".to_owned(), "k".to_owned()));
+        assert_eq!(
+            kaggle_url("playground-series-s4e2", "train.csv"),
+            "https://www.kaggle.com/api/v1/competitions/data/download/playground-series-s4e2/train.csv"
+        );
+    }
 
     fn source(url: &str) -> FetchSource {
         FetchSource {

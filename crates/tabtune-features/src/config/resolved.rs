@@ -149,7 +149,10 @@ impl Ctx<'_> {
 impl Config {
     /// Reads and resolves a config file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| FeaturesError::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| FeaturesError::ConfigParse {
+            path: path.to_owned(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
         Self::from_toml(&text, path)
     }
 
@@ -825,6 +828,16 @@ mod tests {
                 "{key}: {m}"
             );
         }
+    }
+
+    #[test]
+    fn a_missing_config_file_is_bad_input() {
+        let err = Config::load(Path::new("no/such/config.toml")).expect_err("missing");
+        assert!(err.is_bad_input());
+        assert!(
+            err.to_string()
+                .starts_with("no/such/config.toml: cannot read the config file")
+        );
     }
 
     #[test]

@@ -21,9 +21,12 @@ where
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| FeaturesError::io(dir, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tabtune-")
-        .suffix(".tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tabtune-").suffix(".tmp");
+    // Temporary files are created private (0600); what we publish is an ordinary file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let tmp = builder
         .tempfile_in(dir)
         .map_err(|e| FeaturesError::io(dir, e))?;
     let (file, tmp_path) = tmp.into_parts();
@@ -99,6 +102,19 @@ mod tests {
         write_bytes_atomic(&target, b"one").expect("first");
         write_bytes_atomic(&target, b"two").expect("second");
         assert_eq!(std::fs::read(&target).expect("read"), b"two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target)
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o777,
+                0o644,
+                "published files are world-readable like any other"
+            );
+        }
         assert_eq!(
             sha256_file(&target).expect("hash"),
             "3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3"

@@ -39,12 +39,13 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64], x_desc: &str) -
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(190)
-            .build_cartesian_2d(0.0..max, (0..n).into_segmented())
+            .build_cartesian_2d(0.0..max, (0..n.saturating_sub(1)).into_segmented())
             .map_err(chart_err(title))?;
         chart
             .configure_mesh()
             .disable_y_mesh()
             .x_desc(x_desc)
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_labels(n)
             .y_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
@@ -95,7 +96,7 @@ pub fn box_plots(
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(
-                (0..n).into_segmented(),
+                (0..n.saturating_sub(1)).into_segmented(),
                 ((lo - pad) as f32)..((hi + pad) as f32),
             )
             .map_err(chart_err(title))?;
