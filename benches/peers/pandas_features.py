@@ -141,6 +141,7 @@ def main():
         "peer": "pandas", "pandas": pd.__version__, "numpy": np.__version__,
         "rows": int(matrix.shape[0]), "columns": int(matrix.shape[1]),
         "median_s": statistics.median(times), "min_s": min(times), "repeat": args.repeat,
+        "times_s": times,
     }))
 
 

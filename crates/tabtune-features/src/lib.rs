@@ -17,6 +17,7 @@ pub mod engineer;
 mod error;
 #[cfg(feature = "fetch")]
 pub mod fetch;
+mod hash;
 pub mod io;
 mod preprocess;
 #[cfg(feature = "report")]

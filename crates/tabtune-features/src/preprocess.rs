@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use ndarray::Array2;
+use ndarray::{Array2, ShapeBuilder as _};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Encoding, TransformSettings};
@@ -28,7 +28,7 @@ pub const PREPROCESSOR_FORMAT_VERSION: u32 = 1;
 pub struct FeatureMatrix {
     /// Output column names.
     pub names: Vec<String>,
-    /// Values, shape `[n_rows, n_features]`.
+    /// Values, shape `[n_rows, n_features]`, column-major (each feature contiguous).
     pub values: Array2<f32>,
     /// Labels `0..n_classes`, when the table had the target.
     pub target: Option<Vec<u32>>,
@@ -326,6 +326,17 @@ impl Preprocessor {
         names
     }
 
+    /// Number of output columns of the categorical encodings.
+    fn categorical_width(&self) -> usize {
+        self.categorical
+            .iter()
+            .map(|c| match c {
+                CategoricalStep::OneHot { fitted, .. } => fitted.seen.len() + 1,
+                CategoricalStep::Ordinal { .. } => 1,
+            })
+            .sum()
+    }
+
     /// Number of output columns.
     pub fn n_features(&self) -> usize {
         self.output.len()
@@ -335,22 +346,30 @@ impl Preprocessor {
     pub fn transform(&self, table: &Table) -> Result<FeatureMatrix> {
         check_table(&self.schema, table)?;
         let n = table.n_rows();
-        let mut columns: Vec<Vec<f64>> = Vec::with_capacity(self.output.len());
+        // Column-major output: every step writes its column contiguously.
+        let mut values = Array2::<f32>::zeros((n, self.output.len()).f());
+        let mut next = 0;
+        let mut put = |values: &mut Array2<f32>, column: &[f64]| {
+            for (dst, &src) in values.column_mut(next).iter_mut().zip(column) {
+                *dst = src as f32;
+            }
+            next += 1;
+        };
         let mut bins: Vec<Vec<f64>> = Vec::new();
         for step in &self.numeric {
-            let mut values = table
+            let mut column = table
                 .numeric(&step.column)
                 .expect("check_table verified the column")
                 .to_vec();
-            step.pre_log(&mut values);
+            step.pre_log(&mut column);
             if let Some(b) = &step.bins {
-                bins.push(b.apply(&values));
+                bins.push(b.apply(&column));
             }
-            step.log(&mut values, table)?;
+            step.log(&mut column, table)?;
             if let Some(s) = &step.scale {
-                s.apply(&mut values);
+                s.apply(&mut column);
             }
-            columns.push(values);
+            put(&mut values, &column);
         }
         let features: Vec<Feature> = self.engineered.iter().map(|e| e.feature).collect();
         for (step, mut e) in self
@@ -361,33 +380,39 @@ impl Preprocessor {
             if let Some(s) = &step.scale {
                 s.apply(&mut e.values);
             }
-            columns.push(e.values);
+            put(&mut values, &e.values);
         }
-        columns.extend(bins);
+        for b in &bins {
+            put(&mut values, b);
+        }
+        let mut next_column = self.output.len() - self.categorical_width();
         for c in &self.categorical {
             match c {
                 CategoricalStep::OneHot { column, fitted } => {
                     let (levels, codes) = table
                         .categorical(column)
                         .expect("check_table verified the column");
-                    columns.extend(fitted.apply(levels, codes));
+                    for (row, slot) in fitted.slots(levels, codes).into_iter().enumerate() {
+                        values[[row, next_column + slot]] = 1.0;
+                    }
+                    next_column += fitted.seen.len() + 1;
                 }
                 CategoricalStep::Ordinal { column, fitted } => {
                     let (levels, codes) = table
                         .categorical(column)
                         .expect("check_table verified the column");
-                    columns.push(fitted.apply(levels, codes));
+                    for (dst, v) in values
+                        .column_mut(next_column)
+                        .iter_mut()
+                        .zip(fitted.apply(levels, codes))
+                    {
+                        *dst = v as f32;
+                    }
+                    next_column += 1;
                 }
             }
         }
-        debug_assert_eq!(columns.len(), self.output.len());
-        let width = columns.len();
-        let mut values = Array2::<f32>::zeros((n, width));
-        for (j, col) in columns.iter().enumerate() {
-            for (i, v) in col.iter().enumerate() {
-                values[[i, j]] = *v as f32;
-            }
-        }
+        debug_assert_eq!(next_column, self.output.len());
         Ok(FeatureMatrix {
             names: self.output.clone(),
             values,

@@ -1,9 +1,12 @@
 //! `Table`: validated, typed data in memory (one vector per column).
 
 use std::collections::HashMap;
+use std::hash::Hasher as _;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use crate::hash::{FxBuildHasher, FxHasher};
 
 /// Values of one column.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,20 +117,38 @@ impl Table {
         }
     }
 
-    /// Rows equal to an earlier row in every column but the id (numbers compared bit for bit).
+    /// Rows equal to an earlier row in every column but the id (numbers compared bit for bit,
+    /// with -0.0 equal to 0.0).
     pub fn duplicates(&self) -> Vec<Duplicate> {
-        let mut first_seen: HashMap<Vec<u64>, usize> = HashMap::with_capacity(self.n_rows());
+        // Hash every row without allocating, then confirm equal hashes cell by cell: `head`
+        // maps a hash to the first row seen with it, `next` chains later distinct rows with
+        // the same hash (true collisions, rare).
+        let n = self.n_rows();
+        let mut head: HashMap<u64, usize, FxBuildHasher> =
+            HashMap::with_capacity_and_hasher(n, FxBuildHasher::default());
+        let mut next: Vec<Option<usize>> = vec![None; n];
         let mut out = Vec::new();
-        for i in 0..self.n_rows() {
-            let key = self.row_key(i);
-            match first_seen.get(&key) {
-                Some(&first) => out.push(Duplicate {
-                    row: self.rows[i],
-                    first: self.rows[first],
-                }),
-                None => {
-                    first_seen.insert(key, i);
+        for i in 0..n {
+            let hash = self.row_hash(i);
+            let Some(&first) = head.get(&hash) else {
+                head.insert(hash, i);
+                continue;
+            };
+            let mut candidate = Some(first);
+            let mut last = first;
+            while let Some(j) = candidate {
+                if self.rows_equal(i, j) {
+                    break;
                 }
+                last = j;
+                candidate = next[j];
+            }
+            match candidate {
+                Some(j) => out.push(Duplicate {
+                    row: self.rows[i],
+                    first: self.rows[j],
+                }),
+                None => next[last] = Some(i),
             }
         }
         out
@@ -146,19 +167,26 @@ impl Table {
         (self.select_rows(&keep), duplicates)
     }
 
-    fn row_key(&self, i: usize) -> Vec<u64> {
-        let mut key = Vec::with_capacity(self.columns.len() + 1);
-        for c in &self.columns {
-            key.push(match &c.values {
-                // -0.0 and 0.0 are the same value in a file; normalise before comparing bits.
-                ColumnValues::Numeric(v) => (v[i] + 0.0).to_bits(),
-                ColumnValues::Categorical { codes, .. } => u64::from(codes[i]),
-            });
+    /// The bits a row is compared by, column by column (the id excluded).
+    fn row_words(&self, i: usize) -> impl Iterator<Item = u64> + '_ {
+        let cells = self.columns.iter().map(move |c| match &c.values {
+            // -0.0 and 0.0 are the same value in a file; normalise before comparing bits.
+            ColumnValues::Numeric(v) => (v[i] + 0.0).to_bits(),
+            ColumnValues::Categorical { codes, .. } => u64::from(codes[i]),
+        });
+        cells.chain(self.target.as_ref().map(|t| u64::from(t[i])))
+    }
+
+    fn row_hash(&self, i: usize) -> u64 {
+        let mut h = FxHasher::default();
+        for w in self.row_words(i) {
+            h.add(w);
         }
-        if let Some(t) = &self.target {
-            key.push(u64::from(t[i]));
-        }
-        key
+        h.finish()
+    }
+
+    fn rows_equal(&self, a: usize, b: usize) -> bool {
+        self.row_words(a).eq(self.row_words(b))
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use csv::ByteRecord;
 
 use crate::error::{FeaturesError, Result};
+use crate::hash::FxBuildHasher;
 use crate::schema::{ColumnKind, ColumnSpec, Schema};
 use crate::table::{Column, ColumnValues, Table};
 use crate::validate::{Issue, IssueKind, OnInvalid, TargetPresence, ValidationReport};
@@ -56,35 +57,73 @@ pub fn load_table(path: &Path, schema: &Schema, options: &LoadOptions) -> Result
     let is_parquet = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
-    let (header, records, blank_lines) = if is_parquet {
-        read_parquet(path)?
-    } else {
-        read_csv(path)?
+    if is_parquet {
+        let (header, records) = read_parquet(path)?;
+        let rows = records.len();
+        let mut records = records.into_iter();
+        let mut next = |buf: &mut ByteRecord| {
+            Ok(records.next().map(|(line, record)| {
+                *buf = record;
+                line
+            }))
+        };
+        return validate_records(path, schema, options, &header, rows, &mut next);
+    }
+
+    let bytes = std::fs::read(path)
+        .map_err(|e| FeaturesError::bad_file(path, format!("cannot read the input file: {e}")))?;
+    check_encoding(path, &bytes)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes.as_slice());
+    let mut lines = LineCounter::default();
+    // Records are validated as they are read (no copy of the file's rows is kept).
+    let mut next = |buf: &mut ByteRecord| match reader.read_byte_record(buf) {
+        Ok(false) => Ok(None),
+        Ok(true) => Ok(Some(
+            lines.line_at(&bytes, buf.position().map_or(0, |p| p.byte() as usize)),
+        )),
+        Err(e) => {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            Err(FeaturesError::bad_file(
+                path,
+                format!("row {line}: cannot be read as CSV: {e}"),
+            ))
+        }
     };
-    let mut loaded = validate_records(path, schema, options, &header, &records)?;
-    loaded.report.blank_lines = blank_lines;
+    let mut header = ByteRecord::new();
+    next(&mut header)?;
+    let mut loaded = validate_records(
+        path,
+        schema,
+        options,
+        &header,
+        bytecount(&bytes, b'\n'),
+        &mut next,
+    )?;
+    loaded.report.blank_lines = lines.finish(&bytes);
     Ok(loaded)
 }
 
+/// A source of records: fills the buffer and returns its row number, `None` at the end.
+type NextRecord<'a> = dyn FnMut(&mut ByteRecord) -> Result<Option<usize>> + 'a;
+
 #[cfg(feature = "polars")]
-fn read_parquet(path: &Path) -> Result<Records> {
-    let (header, records) = super::parquet::read_as_records(path)?;
-    Ok((header, records, Vec::new()))
+fn read_parquet(path: &Path) -> Result<(ByteRecord, Vec<(usize, ByteRecord)>)> {
+    super::parquet::read_as_records(path)
 }
 
 #[cfg(not(feature = "polars"))]
-fn read_parquet(path: &Path) -> Result<Records> {
+fn read_parquet(path: &Path) -> Result<(ByteRecord, Vec<(usize, ByteRecord)>)> {
     Err(FeaturesError::bad_file(
         path,
         "Parquet input needs tabtune-features' `polars` feature; this build reads CSV only",
     ))
 }
 
-type Records = (ByteRecord, Vec<(usize, ByteRecord)>, Vec<usize>);
-
-fn read_csv(path: &Path) -> Result<Records> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| FeaturesError::bad_file(path, format!("cannot read the input file: {e}")))?;
+/// File-level checks before parsing: byte-order marks and emptiness.
+fn check_encoding(path: &Path, bytes: &[u8]) -> Result<()> {
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         return Err(FeaturesError::bad_file(
             path,
@@ -104,48 +143,19 @@ fn read_csv(path: &Path) -> Result<Records> {
             "the file is empty; expected a header row and data rows",
         ));
     }
-    let blank_lines = blank_lines(&bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes.as_slice());
-    let mut header = ByteRecord::new();
-    let mut records = Vec::new();
-    let mut record = ByteRecord::new();
-    let mut first = true;
-    let mut lines = LineCounter::default();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line =
-                    lines.line_at(&bytes, record.position().map_or(0, |p| p.byte() as usize));
-                if first {
-                    header = record.clone();
-                    first = false;
-                } else {
-                    records.push((line, record.clone()));
-                }
-            }
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                return Err(FeaturesError::bad_file(
-                    path,
-                    format!("row {line}: cannot be read as CSV: {e}"),
-                ));
-            }
-        }
-    }
-    Ok((header, records, blank_lines))
+    Ok(())
 }
 
-/// Line numbers from byte offsets. The `csv` crate's own line numbers lag by one after CRLF
-/// line endings (a record's start offset can point at the `\n` of the previous `\r\n`), so
-/// lines are counted here: 1 + the number of `\n` before the record's first byte.
+/// Line numbers from byte offsets, and the blank lines between records. The `csv` crate's own
+/// line numbers lag by one after CRLF line endings (a record's start offset can point at the
+/// `\n` of the previous `\r\n`), so lines are counted here: 1 + the number of `\n` before the
+/// record's first byte. The csv reader skips empty lines; they are found here so that they can
+/// be reported (only the stretches with more than one `\n` are scanned line by line).
 #[derive(Default)]
 struct LineCounter {
     offset: usize,
     newlines: usize,
+    blank: Vec<usize>,
 }
 
 impl LineCounter {
@@ -156,10 +166,33 @@ impl LineCounter {
             start += 1;
         }
         if start > self.offset {
-            self.newlines += bytecount(&bytes[self.offset..start], b'\n');
+            let stretch = &bytes[self.offset..start];
+            let count = bytecount(stretch, b'\n');
+            if count > 1 {
+                self.find_blank(stretch);
+            }
+            self.newlines += count;
             self.offset = start;
         }
         self.newlines + 1
+    }
+
+    /// Records the empty lines (`""` or `"\r"`) of a stretch that starts at a line start; the
+    /// end of its last line does not count as an empty line after it.
+    fn find_blank(&mut self, stretch: &[u8]) {
+        let body = stretch.strip_suffix(b"\n").unwrap_or(stretch);
+        for (k, line) in body.split(|&b| b == b'\n').enumerate() {
+            if k > 0 && (line.is_empty() || line == b"\r") {
+                self.blank.push(self.newlines + 1 + k);
+            }
+        }
+    }
+
+    /// The blank lines, after scanning the rest of the file.
+    fn finish(mut self, bytes: &[u8]) -> Vec<usize> {
+        let tail = &bytes[self.offset.min(bytes.len())..];
+        self.find_blank(tail);
+        self.blank
     }
 }
 
@@ -168,18 +201,6 @@ fn bytecount(haystack: &[u8], needle: u8) -> usize {
     haystack
         .iter()
         .fold(0, |n, &b| n + usize::from(b == needle))
-}
-
-/// 1-based numbers of the empty lines (`""` or `"\r"`), not counting the end of the last line.
-fn blank_lines(bytes: &[u8]) -> Vec<usize> {
-    let mut out = Vec::new();
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() || line == b"\r" {
-            out.push(i + 1);
-        }
-    }
-    out
 }
 
 /// Where each schema column sits in the file.
@@ -297,6 +318,12 @@ fn check_cell(
     spec: &ColumnSpec,
     raw: &[u8],
 ) -> std::result::Result<Cell, (IssueKind, Option<String>)> {
+    // Fast path: a categorical cell that is one of the levels (valid UTF-8 by construction).
+    if let ColumnKind::Categorical { levels } = &spec.kind
+        && let Some(p) = levels.iter().position(|l| l.as_bytes() == raw)
+    {
+        return Ok(Cell::Level(p as u32));
+    }
     let Ok(text) = std::str::from_utf8(raw) else {
         return Err((IssueKind::NonUtf8, Some(escape(raw))));
     };
@@ -318,12 +345,32 @@ fn check_cell(
             }
             Ok(Cell::Number(v))
         }
-        ColumnKind::Categorical { levels } => levels
-            .iter()
-            .position(|l| l.as_bytes() == raw)
-            .map(|p| Cell::Level(p as u32))
-            .ok_or_else(|| (IssueKind::UnknownLevel, Some(text.to_owned()))),
+        ColumnKind::Categorical { .. } => Err((IssueKind::UnknownLevel, Some(text.to_owned()))),
     }
+}
+
+/// Checks an id cell (non-empty, UTF-8, unique) and remembers it.
+fn check_id(
+    raw: &[u8],
+    line: usize,
+    first_id: &mut HashMap<Vec<u8>, usize, FxBuildHasher>,
+) -> std::result::Result<(), (IssueKind, Option<String>, String)> {
+    if raw.is_empty() {
+        return Err((IssueKind::Empty, None, "a non-empty, unique id".into()));
+    }
+    if std::str::from_utf8(raw).is_err() {
+        return Err((IssueKind::NonUtf8, Some(escape(raw)), "UTF-8 text".into()));
+    }
+    if let Some(&first) = first_id.get(raw) {
+        let value = String::from_utf8_lossy(raw).into_owned();
+        return Err((
+            IssueKind::DuplicateId,
+            Some(value),
+            format!("a unique id (row {first} has the same id)"),
+        ));
+    }
+    first_id.insert(raw.to_vec(), line);
+    Ok(())
 }
 
 fn validate_records(
@@ -331,7 +378,8 @@ fn validate_records(
     schema: &Schema,
     options: &LoadOptions,
     header: &ByteRecord,
-    records: &[(usize, ByteRecord)],
+    expected_rows: usize,
+    next: &mut NextRecord<'_>,
 ) -> Result<Loaded> {
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
         return Err(FeaturesError::bad_file(
@@ -340,16 +388,16 @@ fn validate_records(
         ));
     }
     let layout = layout(path, schema, header, options.target)?;
-    if records.is_empty() {
+    let mut record = ByteRecord::new();
+    let Some(mut line) = next(&mut record)? else {
         return Err(FeaturesError::bad_file(
             path,
             "the file has a header but no data rows; expected at least one data row",
         ));
-    }
-    let n = records.len();
+    };
+    let n = expected_rows;
     let mut report = ValidationReport {
         file: path.to_owned(),
-        rows_read: n,
         ..ValidationReport::default()
     };
     let mut values: Vec<ColumnValues> = layout
@@ -366,13 +414,13 @@ fn validate_records(
     let mut target = layout.target.map(|_| Vec::with_capacity(n));
     let mut ids = layout.id.map(|_| Vec::with_capacity(n));
     let mut rows = Vec::with_capacity(n);
-    let mut first_id: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut first_id: HashMap<Vec<u8>, usize, FxBuildHasher> = HashMap::default();
     let mut rejected: Vec<(usize, ByteRecord, String)> = Vec::new();
     let mut row_issues: Vec<Issue> = Vec::new();
     let mut cells: Vec<Cell> = Vec::with_capacity(layout.features.len());
 
-    for (line, record) in records {
-        let line = *line;
+    loop {
+        report.rows_read += 1;
         row_issues.clear();
         cells.clear();
         let mut target_code = None;
@@ -402,36 +450,16 @@ fn validate_records(
                     }),
                 }
             }
-            if let Some(i) = layout.id {
-                let id_name = schema.id.clone();
-                let raw = &record[i];
-                if raw.is_empty() {
-                    row_issues.push(Issue {
-                        row: line,
-                        column: id_name,
-                        value: None,
-                        expected: "a non-empty, unique id".into(),
-                        kind: IssueKind::Empty,
-                    });
-                } else if std::str::from_utf8(raw).is_err() {
-                    row_issues.push(Issue {
-                        row: line,
-                        column: id_name,
-                        value: Some(escape(raw)),
-                        expected: "UTF-8 text".into(),
-                        kind: IssueKind::NonUtf8,
-                    });
-                } else if let Some(&first) = first_id.get(raw) {
-                    row_issues.push(Issue {
-                        row: line,
-                        column: id_name,
-                        value: Some(String::from_utf8_lossy(raw).into_owned()),
-                        expected: format!("a unique id (row {first} has the same id)"),
-                        kind: IssueKind::DuplicateId,
-                    });
-                } else {
-                    first_id.insert(raw.to_vec(), line);
-                }
+            if let Some(i) = layout.id
+                && let Err((kind, value, expected)) = check_id(&record[i], line, &mut first_id)
+            {
+                row_issues.push(Issue {
+                    row: line,
+                    column: schema.id.clone(),
+                    value,
+                    expected,
+                    kind,
+                });
             }
         } else {
             row_issues.push(Issue {
@@ -469,6 +497,10 @@ fn validate_records(
             for issue in row_issues.drain(..) {
                 report.push(issue);
             }
+        }
+        match next(&mut record)? {
+            Some(l) => line = l,
+            None => break,
         }
     }
 
@@ -512,7 +544,10 @@ fn validate_records(
     if table.n_rows() == 0 {
         return Err(FeaturesError::bad_file(
             path,
-            format!("no valid rows left: all {n} data rows are invalid"),
+            format!(
+                "no valid rows left: all {} data rows are invalid",
+                report.rows_read
+            ),
         ));
     }
     Ok(Loaded { table, report })

@@ -7,6 +7,7 @@ mod load;
 mod parquet;
 mod write;
 
+#[cfg(feature = "fetch")]
 pub(crate) use atomic::hex;
 pub use atomic::{sha256_file, write_atomic, write_bytes_atomic};
 pub use load::{LoadOptions, Loaded, load_table};

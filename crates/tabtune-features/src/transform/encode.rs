@@ -57,12 +57,20 @@ impl OneHotFitted {
         names
     }
 
+    /// Per row, the output column that is 1: the level's position among `seen`, or
+    /// `seen.len()` (the unknown slot).
+    pub fn slots(&self, levels: &[String], codes: &[u32]) -> Vec<usize> {
+        let slot = positions(&self.seen, levels);
+        codes
+            .iter()
+            .map(|&c| slot[c as usize].unwrap_or(self.seen.len()))
+            .collect()
+    }
+
     /// The output columns (`seen.len() + 1` of them), each with one value per row.
     pub fn apply(&self, levels: &[String], codes: &[u32]) -> Vec<Vec<f64>> {
-        let slot = positions(&self.seen, levels);
         let mut out = vec![vec![0.0; codes.len()]; self.seen.len() + 1];
-        for (row, &c) in codes.iter().enumerate() {
-            let k = slot[c as usize].unwrap_or(self.seen.len());
+        for (row, k) in self.slots(levels, codes).into_iter().enumerate() {
             out[k][row] = 1.0;
         }
         out
