@@ -144,6 +144,11 @@ impl PreprocessorSpec {
         }
     }
 
+    /// The schema the pipeline reads.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
     /// Fits every fitted transform on `train` (which must be non-empty).
     pub fn fit(&self, train: &Table) -> Result<Preprocessor> {
         check_table(&self.schema, train)?;

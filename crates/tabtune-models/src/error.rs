@@ -1,0 +1,57 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when fitting, using or storing a model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A hyperparameter is out of its domain.
+    #[error("invalid hyperparameter `{name}` = {value}: expected {expected}")]
+    Param {
+        /// Parameter name, as on the command line.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        expected: String,
+    },
+    /// The training or prediction data cannot be used.
+    #[error("{0}")]
+    Data(String),
+    /// A saved model cannot be read.
+    #[error("{path}: {message}")]
+    Load {
+        /// The model file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl ModelError {
+    /// Whether the error is the user's input (parameters, data, files) rather than a runtime
+    /// failure.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Self::Param { .. } | Self::Data(_) | Self::Load { .. })
+    }
+
+    pub(crate) fn param(name: &str, value: impl ToString, expected: &str) -> Self {
+        Self::Param {
+            name: name.to_owned(),
+            value: value.to_string(),
+            expected: expected.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Quantizing features into histogram bins, once per training set.
+//!
+//! Bin 0 of every feature holds missing values (NaN); bins `1..=n` hold values, bin `b` covering
+//! `(upper[b-2], upper[b-1]]`. Features are stored column-major as `u8`, so a feature's bins are
+//! one contiguous slice.
+
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+/// The bin boundaries of one feature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BinMapper {
+    /// Upper bound of each value bin (the last is `+inf`), increasing.
+    pub upper: Vec<f32>,
+}
+
+impl BinMapper {
+    /// Bins for `values` with at most `max_bins` value bins: one bin per distinct value when
+    /// there are few, else quantile boundaries (midpoints between neighbouring distinct values,
+    /// so a threshold never falls on a value).
+    pub fn fit(values: &[f32], max_bins: usize) -> Self {
+        let mut sorted: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+        sorted.sort_by(f32::total_cmp);
+        let mut distinct: Vec<(f32, usize)> = Vec::new();
+        for v in sorted {
+            match distinct.last_mut() {
+                Some((last, count)) if *last == v => *count += 1,
+                _ => distinct.push((v, 1)),
+            }
+        }
+        if distinct.is_empty() {
+            return Self {
+                upper: vec![f32::INFINITY],
+            };
+        }
+        let mut upper = Vec::new();
+        if distinct.len() <= max_bins {
+            for w in distinct.windows(2) {
+                upper.push(midpoint(w[0].0, w[1].0));
+            }
+        } else {
+            // Greedy equal-frequency cut: close a bin once it holds about total / max_bins rows.
+            let total: usize = distinct.iter().map(|d| d.1).sum();
+            let per_bin = total as f64 / max_bins as f64;
+            let mut filled = 0usize;
+            let mut target = per_bin;
+            for w in distinct.windows(2) {
+                filled += w[0].1;
+                if filled as f64 >= target && upper.len() + 1 < max_bins {
+                    upper.push(midpoint(w[0].0, w[1].0));
+                    target = filled as f64 + per_bin;
+                }
+            }
+        }
+        upper.push(f32::INFINITY);
+        Self { upper }
+    }
+
+    /// Number of value bins (missing excluded).
+    pub fn n_bins(&self) -> usize {
+        self.upper.len()
+    }
+
+    /// The bin of a value: 0 for NaN, else `1 + ` the first bin whose upper bound is ≥ value.
+    pub fn bin(&self, value: f32) -> u8 {
+        if value.is_nan() {
+            return 0;
+        }
+        (1 + self.upper.partition_point(|&u| u < value)) as u8
+    }
+
+    /// The value threshold of a split after bin `b` (values ≤ it go left).
+    pub fn threshold(&self, b: usize) -> f32 {
+        self.upper[b - 1]
+    }
+}
+
+fn midpoint(a: f32, b: f32) -> f32 {
+    let m = a + (b - a) / 2.0;
+    // For neighbouring floats the midpoint can round to `b`; keep it strictly below.
+    if m >= b { a } else { m }
+}
+
+/// A feature matrix quantized into bins: column-major for partitioning and prediction, and
+/// row-major as histogram slots for histogram building.
+#[derive(Clone, Debug)]
+pub struct Binned {
+    /// Rows.
+    pub n_rows: usize,
+    /// Bins, `data[feature * n_rows + row]`.
+    pub data: Vec<u8>,
+    /// Per feature, the number of bins including the missing bin.
+    pub n_bins: Vec<usize>,
+    /// Row-major histogram slots, `slots[row * n_features + feature]` = the feature's offset in
+    /// a flat histogram plus its bin: building a histogram is then one pass over the rows with
+    /// independent additions (no dependency chain through one hot bin, as a column-wise pass
+    /// over a binary feature would have).
+    pub slots: Vec<u16>,
+}
+
+impl Binned {
+    /// Quantizes `x` [n_rows, n_features] with `mappers`.
+    pub fn new(x: ArrayView2<'_, f32>, mappers: &[BinMapper]) -> Self {
+        let n_rows = x.nrows();
+        let mut data = vec![0u8; n_rows * mappers.len()];
+        for (f, mapper) in mappers.iter().enumerate() {
+            let column = &mut data[f * n_rows..(f + 1) * n_rows];
+            for (dst, &v) in column.iter_mut().zip(x.column(f).iter()) {
+                *dst = mapper.bin(v);
+            }
+        }
+        let n_bins: Vec<usize> = mappers.iter().map(|m| m.n_bins() + 1).collect();
+        let n_features = mappers.len();
+        let mut offsets = Vec::with_capacity(n_features);
+        let mut total = 0usize;
+        for &nb in &n_bins {
+            offsets.push(total);
+            total += nb;
+        }
+        assert!(
+            u16::try_from(total).is_ok(),
+            "at most 255 bins for at most 257 features"
+        );
+        let mut slots = vec![0u16; n_rows * n_features];
+        for f in 0..n_features {
+            let column = &data[f * n_rows..(f + 1) * n_rows];
+            for (r, &b) in column.iter().enumerate() {
+                slots[r * n_features + f] = (offsets[f] + usize::from(b)) as u16;
+            }
+        }
+        Self {
+            n_rows,
+            data,
+            n_bins,
+            slots,
+        }
+    }
+
+    /// Number of features.
+    pub fn n_features(&self) -> usize {
+        self.n_bins.len()
+    }
+
+    /// The bins of one feature.
+    pub fn column(&self, feature: usize) -> &[u8] {
+        &self.data[feature * self.n_rows..(feature + 1) * self.n_rows]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_distinct_values_get_one_bin_each() {
+        let m = BinMapper::fit(&[3.0, 1.0, 2.0, 1.0, f32::NAN], 255);
+        assert_eq!(m.upper, vec![1.5, 2.5, f32::INFINITY]);
+        assert_eq!(
+            [
+                m.bin(f32::NAN),
+                m.bin(1.0),
+                m.bin(2.0),
+                m.bin(3.0),
+                m.bin(99.0)
+            ],
+            [0, 1, 2, 3, 3]
+        );
+        assert_eq!(m.bin(-5.0), 1);
+        assert!((m.threshold(1) - 1.5).abs() < f32::EPSILON);
+    }
+
+    #[test]
+    fn many_values_are_cut_into_about_equal_bins() {
+        let values: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        let m = BinMapper::fit(&values, 10);
+        assert_eq!(m.n_bins(), 10);
+        let mut counts = [0usize; 11];
+        for &v in &values {
+            counts[m.bin(v) as usize] += 1;
+        }
+        assert_eq!(counts[0], 0);
+        assert!(
+            counts[1..].iter().all(|&c| (95..=105).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn all_missing_is_one_empty_value_bin() {
+        let m = BinMapper::fit(&[f32::NAN, f32::NAN], 16);
+        assert_eq!(m.n_bins(), 1);
+        assert_eq!(m.bin(1.0), 1);
+    }
+}

@@ -1,0 +1,552 @@
+//! Gradient boosting: the training loop, prediction, importances and the saved format.
+
+use std::path::Path;
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tabtune_features::rng::SplitMix64;
+
+use super::binning::{BinMapper, Binned};
+use super::grow::{GrowSettings, Grower, sample};
+use super::hist::{GradPair, Layout, SplitRules};
+use super::objective::{log_loss, logistic_grad, sigmoid, softmax, softmax_grad};
+use super::params::{GbdtParams, GbdtValid};
+use super::tree::Tree;
+use crate::error::{ModelError, Result};
+
+/// Name of the saved format.
+pub const GBDT_FORMAT: &str = "tabtune-gbdt";
+/// Version of the saved format; bumped on every incompatible change.
+pub const GBDT_FORMAT_VERSION: u32 = 1;
+
+/// Features and labels.
+#[derive(Clone, Copy, Debug)]
+pub struct Labelled<'a> {
+    /// Features, `[n_rows, n_features]`.
+    pub x: ArrayView2<'a, f32>,
+    /// Class per row, `0..n_classes`.
+    pub y: &'a [u32],
+}
+
+/// What the round callback may answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Stop after this round (for example: pruned by a tuner).
+    Stop,
+}
+
+/// A trained gradient-boosting model. Serialized as JSON: `format`, `format_version`, the
+/// parameters, feature names, classes, per-output initial scores and the trees (`trees[round]
+/// [output]`, one output per class, or one for binary models).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GbdtModel {
+    /// Always [`GBDT_FORMAT`].
+    pub format: String,
+    /// [`GBDT_FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// The parameters it was trained with.
+    pub params: GbdtParams,
+    /// Feature names, in input order.
+    pub feature_names: Vec<String>,
+    /// Number of classes.
+    pub n_classes: usize,
+    /// Initial raw score per output.
+    pub init: Vec<f64>,
+    /// Trees, `[round][output]`, truncated to the best round when early stopping was on.
+    pub trees: Vec<Vec<Tree>>,
+    /// Validation log loss after each round, when a validation set was given.
+    pub valid_loss: Vec<f64>,
+    /// Total split gain per feature.
+    pub importance_gain: Vec<f64>,
+    /// Number of splits per feature.
+    pub importance_split: Vec<u64>,
+}
+
+impl GbdtModel {
+    /// Number of raw outputs per row (1 for binary, `n_classes` otherwise).
+    pub fn n_outputs(&self) -> usize {
+        outputs(self.n_classes)
+    }
+
+    /// Trains on `train`; with `valid`, tracks the validation log loss every round and, when
+    /// `early_stopping_rounds > 0`, stops after that many rounds without improvement and keeps
+    /// the best round. `on_round(round, valid_loss)` is called after every round.
+    pub fn fit(
+        params: &GbdtValid,
+        feature_names: &[String],
+        n_classes: usize,
+        train: Labelled<'_>,
+        valid: Option<Labelled<'_>>,
+        on_round: &mut (dyn FnMut(usize, Option<f64>) -> Control + Send),
+    ) -> Result<Self> {
+        check_data(
+            train,
+            feature_names.len(),
+            n_classes,
+            "training",
+            params.allow_missing,
+        )?;
+        if let Some(v) = valid {
+            check_data(
+                v,
+                feature_names.len(),
+                n_classes,
+                "validation",
+                params.allow_missing,
+            )?;
+        }
+        let mut counts = vec![0usize; n_classes];
+        for &y in train.y {
+            counts[y as usize] += 1;
+        }
+        if let Some(c) = counts.iter().position(|&c| c == 0) {
+            return Err(ModelError::Data(format!(
+                "class {c} has no training rows; every class needs at least one (check the \
+                 folds: a class may be missing from this fold)"
+            )));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(params.threads)
+            .build()
+            .map_err(|e| ModelError::Data(format!("cannot start worker threads: {e}")))?;
+        Ok(pool.install(|| {
+            Trainer::new(params.clone(), n_classes, train, valid).run(feature_names, on_round)
+        }))
+    }
+
+    /// Raw scores, `[n_rows, n_outputs]`.
+    pub fn predict_raw(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f64>> {
+        if x.ncols() != self.feature_names.len() {
+            return Err(ModelError::Data(format!(
+                "the model expects {} features, the data has {}",
+                self.feature_names.len(),
+                x.ncols()
+            )));
+        }
+        let k = self.n_outputs();
+        let mut out = Array2::<f64>::zeros((x.nrows(), k));
+        let rows: Vec<Vec<f64>> = (0..x.nrows())
+            .into_par_iter()
+            .map(|i| {
+                let row: Vec<f32> = x.row(i).to_vec();
+                self.raw_row(&row)
+            })
+            .collect();
+        for (i, r) in rows.into_iter().enumerate() {
+            for (j, v) in r.into_iter().enumerate() {
+                out[[i, j]] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn raw_row(&self, row: &[f32]) -> Vec<f64> {
+        let mut scores = self.init.clone();
+        for round in &self.trees {
+            for (s, tree) in scores.iter_mut().zip(round) {
+                *s += f64::from(tree.predict_row(row));
+            }
+        }
+        scores
+    }
+
+    /// Class probabilities of one row.
+    pub fn predict_proba_row(&self, row: &[f32]) -> Result<Vec<f64>> {
+        if row.len() != self.feature_names.len() {
+            return Err(ModelError::Data(format!(
+                "the model expects {} features, the row has {}",
+                self.feature_names.len(),
+                row.len()
+            )));
+        }
+        Ok(to_proba(self.raw_row(row), self.n_classes))
+    }
+
+    /// Class probabilities, `[n_rows, n_classes]`.
+    pub fn predict_proba(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f64>> {
+        let raw = self.predict_raw(x)?;
+        let mut out = Array2::<f64>::zeros((x.nrows(), self.n_classes));
+        for (i, r) in raw.rows().into_iter().enumerate() {
+            for (j, p) in to_proba(r.to_vec(), self.n_classes).into_iter().enumerate() {
+                out[[i, j]] = p;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The most probable class of every row.
+    pub fn predict(&self, x: ArrayView2<'_, f32>) -> Result<Vec<u32>> {
+        let p = self.predict_proba(x)?;
+        Ok(p.rows()
+            .into_iter()
+            .map(|r| {
+                argmax(
+                    r.as_slice()
+                        .expect("rows of a standard array are contiguous"),
+                )
+            })
+            .collect())
+    }
+
+    /// Writes the model as JSON, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec(self).expect("a model always serializes");
+        tabtune_features::io::write_bytes_atomic(path, &json).map_err(|e| ModelError::Load {
+            path: path.to_owned(),
+            message: format!("cannot write: {e}"),
+        })
+    }
+
+    /// Reads a model written by [`GbdtModel::save`], checking format and version.
+    pub fn load(path: &Path) -> Result<Self> {
+        let err = |message: String| ModelError::Load {
+            path: path.to_owned(),
+            message,
+        };
+        let text = std::fs::read(path).map_err(|e| ModelError::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        if value.get("format").and_then(serde_json::Value::as_str) != Some(GBDT_FORMAT) {
+            return Err(err(format!("not a {GBDT_FORMAT} model")));
+        }
+        match value
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+        {
+            Some(v) if v == u64::from(GBDT_FORMAT_VERSION) => {}
+            other => {
+                return Err(err(format!(
+                    "format version {}, this tabtune reads version {GBDT_FORMAT_VERSION}",
+                    other.map_or_else(|| "missing".to_owned(), |v| v.to_string())
+                )));
+            }
+        }
+        let model: Self =
+            serde_json::from_value(value).map_err(|e| err(format!("invalid model: {e}")))?;
+        if model.init.len() != model.n_outputs()
+            || model.trees.iter().any(|r| r.len() != model.n_outputs())
+        {
+            return Err(err("the trees do not match the number of classes".into()));
+        }
+        Ok(model)
+    }
+}
+
+/// The index of the largest value (the first on ties).
+pub fn argmax(values: &[f64]) -> u32 {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+fn outputs(n_classes: usize) -> usize {
+    if n_classes == 2 { 1 } else { n_classes }
+}
+
+fn to_proba(mut raw: Vec<f64>, n_classes: usize) -> Vec<f64> {
+    if n_classes == 2 {
+        let p = sigmoid(raw[0]);
+        vec![1.0 - p, p]
+    } else {
+        softmax(&mut raw);
+        raw
+    }
+}
+
+fn check_data(
+    d: Labelled<'_>,
+    n_features: usize,
+    n_classes: usize,
+    what: &str,
+    allow_missing: bool,
+) -> Result<()> {
+    if d.x.nrows() == 0 {
+        return Err(ModelError::Data(format!("the {what} data has zero rows")));
+    }
+    if d.x.nrows() != d.y.len() {
+        return Err(ModelError::Data(format!(
+            "the {what} data has {} rows but {} labels",
+            d.x.nrows(),
+            d.y.len()
+        )));
+    }
+    if d.x.ncols() != n_features {
+        return Err(ModelError::Data(format!(
+            "the {what} data has {} features, expected {n_features}",
+            d.x.ncols()
+        )));
+    }
+    if n_classes < 2 {
+        return Err(ModelError::Data(format!(
+            "{n_classes} class(es): classification needs at least 2"
+        )));
+    }
+    if let Some((i, &y)) =
+        d.y.iter()
+            .enumerate()
+            .find(|(_, y)| **y as usize >= n_classes)
+    {
+        return Err(ModelError::Data(format!(
+            "{what} label {y} at row {i} is not a class (0..{n_classes})"
+        )));
+    }
+    for ((i, j), v) in d.x.indexed_iter() {
+        if v.is_infinite() || (v.is_nan() && !allow_missing) {
+            return Err(ModelError::Data(format!(
+                "{what} data: {v} at row {i}, feature {j}; expected finite numbers{}",
+                if allow_missing {
+                    ""
+                } else {
+                    " (NaN counts as missing only with allow_missing=true)"
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// State of one training run.
+struct Trainer<'t, 'v> {
+    params: GbdtValid,
+    n_classes: usize,
+    train: Labelled<'t>,
+    valid: Option<Labelled<'v>>,
+}
+
+impl<'t, 'v> Trainer<'t, 'v> {
+    fn new(
+        params: GbdtValid,
+        n_classes: usize,
+        train: Labelled<'t>,
+        valid: Option<Labelled<'v>>,
+    ) -> Self {
+        Self {
+            params,
+            n_classes,
+            train,
+            valid,
+        }
+    }
+
+    fn run(
+        self,
+        feature_names: &[String],
+        on_round: &mut (dyn FnMut(usize, Option<f64>) -> Control + Send),
+    ) -> GbdtModel {
+        let p = &self.params;
+        let (n, n_features) = (self.train.x.nrows(), self.train.x.ncols());
+        let k = outputs(self.n_classes);
+        let mappers: Vec<BinMapper> = (0..n_features)
+            .into_par_iter()
+            .map(|f| BinMapper::fit(&self.train.x.column(f).to_vec(), p.max_bins))
+            .collect();
+        let binned = Binned::new(self.train.x, &mappers);
+        let valid_binned = self.valid.map(|v| Binned::new(v.x, &mappers));
+        let layout = Layout::new(&binned);
+        let weights: Vec<f64> = self
+            .train
+            .y
+            .iter()
+            .map(|&y| p.class_weights.get(y as usize).copied().unwrap_or(1.0))
+            .collect();
+        let init = initial_scores(self.train.y, &weights, self.n_classes);
+        let mut scores = vec![0.0f64; n * k];
+        for row in scores.chunks_mut(k) {
+            row.copy_from_slice(&init);
+        }
+        let n_valid = self.valid.map_or(0, |v| v.x.nrows());
+        let mut valid_scores = vec![0.0f64; n_valid * k];
+        for row in valid_scores.chunks_mut(k) {
+            row.copy_from_slice(&init);
+        }
+        let settings = GrowSettings {
+            growth: p.growth,
+            num_leaves: p.num_leaves,
+            max_depth: p.max_depth,
+            learning_rate: p.learning_rate,
+            colsample_bynode: p.colsample_bynode,
+            rules: SplitRules {
+                lambda: p.lambda,
+                alpha: p.alpha,
+                gamma: p.gamma,
+                min_child_weight: p.min_child_weight,
+                min_data_in_leaf: p.min_data_in_leaf as f64,
+            },
+        };
+        let all_features: Vec<usize> = (0..n_features).collect();
+        let mut growers: Vec<Grower<'_>> = (0..k)
+            .map(|_| Grower::new(&binned, &mappers, &layout))
+            .collect();
+        let mut grads: Vec<Vec<GradPair>> = vec![vec![GradPair::default(); n]; k];
+        let mut trees: Vec<Vec<Tree>> = Vec::with_capacity(p.rounds);
+        let mut valid_loss = Vec::new();
+        let mut importance_gain = vec![0.0f64; n_features];
+        let mut importance_split = vec![0u64; n_features];
+        let mut best = (f64::INFINITY, 0usize);
+        let mut probs = vec![0.0f64; k.max(2)];
+        for round in 0..p.rounds {
+            self.gradients(&scores, &weights, &mut grads, &mut probs);
+            let mut rng =
+                SplitMix64::new(p.seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let sampled: Vec<u32> = if p.subsample < 1.0 {
+                let cut = (p.subsample * f64::from(u32::MAX)) as u64;
+                (0..n as u32)
+                    .filter(|_| rng.next_u64() >> 32 <= cut)
+                    .collect()
+            } else {
+                (0..n as u32).collect()
+            };
+            let seeds: Vec<u64> = (0..k).map(|_| rng.next_u64()).collect();
+            let grown: Vec<_> = growers
+                .par_iter_mut()
+                .zip(grads.par_iter())
+                .zip(seeds.par_iter())
+                .map(|((grower, grad), &seed)| {
+                    let mut tree_rng = SplitMix64::new(seed);
+                    let features = sample(&all_features, p.colsample_bytree, &mut tree_rng);
+                    let mut rows = sampled.clone();
+                    let grown =
+                        grower.grow(&settings, &mut rows, grad, &features, tree_rng.next_u64());
+                    (grown, rows)
+                })
+                .collect();
+            let mut round_trees = Vec::with_capacity(k);
+            for (out, (grown, rows)) in grown.into_iter().enumerate() {
+                if sampled.len() == n {
+                    for &(start, end, value) in &grown.leaves {
+                        for &r in &rows[start..end] {
+                            scores[r as usize * k + out] += f64::from(value);
+                        }
+                    }
+                } else {
+                    for r in 0..n {
+                        let v = grown.tree.predict_binned(|f| binned.data[f * n + r]);
+                        scores[r * k + out] += f64::from(v);
+                    }
+                }
+                if let Some(vb) = &valid_binned {
+                    for r in 0..n_valid {
+                        let v = grown.tree.predict_binned(|f| vb.data[f * n_valid + r]);
+                        valid_scores[r * k + out] += f64::from(v);
+                    }
+                }
+                for &(f, gain) in &grown.splits {
+                    importance_gain[f] += gain;
+                    importance_split[f] += 1;
+                }
+                round_trees.push(grown.tree);
+            }
+            trees.push(round_trees);
+            let loss = self.valid.map(|v| {
+                let probs: Vec<f64> = valid_scores
+                    .chunks(k)
+                    .flat_map(|r| to_proba(r.to_vec(), self.n_classes))
+                    .collect();
+                log_loss(&probs, v.y, self.n_classes)
+            });
+            if let Some(l) = loss {
+                valid_loss.push(l);
+                if l < best.0 {
+                    best = (l, round);
+                }
+            }
+            if on_round(round, loss) == Control::Stop {
+                break;
+            }
+            if p.early_stopping_rounds > 0
+                && loss.is_some()
+                && round - best.1 >= p.early_stopping_rounds
+            {
+                break;
+            }
+        }
+        if p.early_stopping_rounds > 0 && !valid_loss.is_empty() {
+            trees.truncate(best.1 + 1);
+        }
+        GbdtModel {
+            format: GBDT_FORMAT.to_owned(),
+            format_version: GBDT_FORMAT_VERSION,
+            params: (**p).clone(),
+            feature_names: feature_names.to_vec(),
+            n_classes: self.n_classes,
+            init,
+            trees,
+            valid_loss,
+            importance_gain,
+            importance_split,
+        }
+    }
+
+    /// Fills the per-output gradients from the current scores.
+    fn gradients(
+        &self,
+        scores: &[f64],
+        weights: &[f64],
+        grads: &mut [Vec<GradPair>],
+        probs: &mut [f64],
+    ) {
+        let k = grads.len();
+        if self.n_classes == 2 {
+            for (i, (&y, &w)) in self.train.y.iter().zip(weights).enumerate() {
+                grads[0][i] = logistic_grad(scores[i], y as usize, w);
+            }
+            return;
+        }
+        for (i, (&y, &w)) in self.train.y.iter().zip(weights).enumerate() {
+            probs[..k].copy_from_slice(&scores[i * k..(i + 1) * k]);
+            softmax(&mut probs[..k]);
+            for (out, g) in grads.iter_mut().enumerate() {
+                g[i] = softmax_grad(&probs[..k], y as usize, out, w);
+            }
+        }
+    }
+}
+
+/// Log prior per class (weighted), or the log-odds of class 1 for binary models.
+fn initial_scores(y: &[u32], weights: &[f64], n_classes: usize) -> Vec<f64> {
+    let mut mass = vec![0.0f64; n_classes];
+    for (&c, &w) in y.iter().zip(weights) {
+        mass[c as usize] += w;
+    }
+    let total: f64 = mass.iter().sum();
+    let prior: Vec<f64> = mass
+        .iter()
+        .map(|m| (m / total).clamp(1e-15, 1.0 - 1e-15))
+        .collect();
+    if n_classes == 2 {
+        vec![(prior[1] / prior[0]).ln()]
+    } else {
+        prior.iter().map(|p| p.ln()).collect()
+    }
+}
+
+impl GbdtParams {
+    /// Trains with these parameters after checking them.
+    pub fn fit(
+        &self,
+        feature_names: &[String],
+        n_classes: usize,
+        train: Labelled<'_>,
+        valid: Option<Labelled<'_>>,
+    ) -> Result<GbdtModel> {
+        let valid_params = self.check(n_classes)?;
+        GbdtModel::fit(
+            &valid_params,
+            feature_names,
+            n_classes,
+            train,
+            valid,
+            &mut |_, _| Control::Continue,
+        )
+    }
+}

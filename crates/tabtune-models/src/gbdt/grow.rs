@@ -1,0 +1,533 @@
+//! Growing one tree on binned data: leaf-wise, depth-wise and oblivious policies on the same
+//! histogram machinery (the smaller child's histogram is built, the larger one's is the parent's
+//! minus it).
+
+use tabtune_features::rng::SplitMix64;
+
+use super::binning::{BinMapper, Binned};
+use super::hist::{GradPair, Layout, Split, SplitRules, Stats, best_split, build, subtract};
+use super::params::Growth;
+use super::tree::{Node, Tree};
+
+/// Settings of one tree.
+#[derive(Clone, Copy, Debug)]
+pub struct GrowSettings {
+    /// The policy.
+    pub growth: Growth,
+    /// Leaf budget (leaf-wise).
+    pub num_leaves: usize,
+    /// Depth limit; 0 = none.
+    pub max_depth: usize,
+    /// Shrinkage applied to leaf values.
+    pub learning_rate: f64,
+    /// Share of the tree's features searched at each node.
+    pub colsample_bynode: f64,
+    /// Split rules.
+    pub rules: SplitRules,
+}
+
+/// A grown tree and, per leaf, the range of the row partition it holds and its value.
+pub struct Grown {
+    /// The tree.
+    pub tree: Tree,
+    /// `(start, end, value)` per leaf, ranges into the `rows` given to [`Grower::grow`].
+    pub leaves: Vec<(usize, usize, f32)>,
+    /// Per used feature: `(feature, gain)` of every split.
+    pub splits: Vec<(usize, f64)>,
+}
+
+/// A leaf while the tree grows.
+struct Open {
+    node: usize,
+    start: usize,
+    end: usize,
+    depth: usize,
+    stats: Stats,
+    hist: Option<Vec<Stats>>,
+    best: Option<Split>,
+}
+
+/// Grows trees; keeps its buffers from one tree to the next.
+pub struct Grower<'a> {
+    binned: &'a Binned,
+    mappers: &'a [BinMapper],
+    layout: &'a Layout,
+    pool: Vec<Vec<Stats>>,
+    scratch: Vec<u32>,
+}
+
+impl<'a> Grower<'a> {
+    /// A grower for one binned training set.
+    pub fn new(binned: &'a Binned, mappers: &'a [BinMapper], layout: &'a Layout) -> Self {
+        Self {
+            binned,
+            mappers,
+            layout,
+            pool: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn buffer(&mut self) -> Vec<Stats> {
+        self.pool
+            .pop()
+            .unwrap_or_else(|| vec![Stats::default(); self.layout.total])
+    }
+
+    fn recycle(&mut self, buffer: Option<Vec<Stats>>) {
+        if let Some(b) = buffer {
+            self.pool.push(b);
+        }
+    }
+
+    /// Grows a tree on `rows` (reordered in place: each leaf's rows end up contiguous) with
+    /// gradients `grad` (indexed by row), splitting on `features`. `seed` drives per-node
+    /// feature sampling.
+    pub fn grow(
+        &mut self,
+        settings: &GrowSettings,
+        rows: &mut [u32],
+        grad: &[GradPair],
+        features: &[usize],
+        seed: u64,
+    ) -> Grown {
+        let mut rng = SplitMix64::new(seed);
+        let stats = Stats::of(rows, grad);
+        let mut tree = Tree {
+            nodes: vec![leaf(settings, stats)],
+        };
+        let mut splits = Vec::new();
+        let mut root = Open {
+            node: 0,
+            start: 0,
+            end: rows.len(),
+            depth: 0,
+            stats,
+            hist: None,
+            best: None,
+        };
+        let mut done: Vec<Open> = Vec::new();
+        if can_split(settings, &root) {
+            let mut hist = self.buffer();
+            build(&mut hist, self.binned, rows, grad);
+            root.hist = Some(hist);
+        }
+        match settings.growth {
+            Growth::Oblivious => {
+                self.grow_oblivious(
+                    settings,
+                    rows,
+                    grad,
+                    features,
+                    &mut rng,
+                    &mut tree,
+                    &mut splits,
+                    root,
+                    &mut done,
+                );
+            }
+            Growth::LeafWise | Growth::DepthWise => {
+                let node_features = sample(features, settings.colsample_bynode, &mut rng);
+                root.best = root.hist.as_ref().and_then(|h| {
+                    best_split(h, self.layout, &node_features, stats, &settings.rules)
+                });
+                let mut open = vec![root];
+                if settings.growth == Growth::LeafWise {
+                    self.grow_leafwise(
+                        settings,
+                        rows,
+                        grad,
+                        features,
+                        &mut rng,
+                        &mut tree,
+                        &mut splits,
+                        &mut open,
+                    );
+                } else {
+                    self.grow_depthwise(
+                        settings,
+                        rows,
+                        grad,
+                        features,
+                        &mut rng,
+                        &mut tree,
+                        &mut splits,
+                        &mut open,
+                    );
+                }
+                done.append(&mut open);
+            }
+        }
+        let mut leaves = Vec::with_capacity(done.len());
+        for o in done {
+            let Node::Leaf { value } = tree.nodes[o.node] else {
+                unreachable!("open nodes are leaves")
+            };
+            leaves.push((o.start, o.end, value));
+            self.recycle(o.hist);
+        }
+        Grown {
+            tree,
+            leaves,
+            splits,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn grow_leafwise(
+        &mut self,
+        settings: &GrowSettings,
+        rows: &mut [u32],
+        grad: &[GradPair],
+        features: &[usize],
+        rng: &mut SplitMix64,
+        tree: &mut Tree,
+        splits: &mut Vec<(usize, f64)>,
+        open: &mut Vec<Open>,
+    ) {
+        let mut n_leaves = 1;
+        while n_leaves < settings.num_leaves {
+            let pick = open
+                .iter()
+                .enumerate()
+                .filter_map(|(i, o)| o.best.map(|b| (i, b.gain)))
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+            let Some((i, _)) = pick else { break };
+            let parent = open.swap_remove(i);
+            let (l, r) = self.split(settings, rows, grad, features, rng, tree, splits, parent);
+            open.push(l);
+            open.push(r);
+            n_leaves += 1;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn grow_depthwise(
+        &mut self,
+        settings: &GrowSettings,
+        rows: &mut [u32],
+        grad: &[GradPair],
+        features: &[usize],
+        rng: &mut SplitMix64,
+        tree: &mut Tree,
+        splits: &mut Vec<(usize, f64)>,
+        open: &mut Vec<Open>,
+    ) {
+        let mut level = std::mem::take(open);
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for o in level {
+                if o.best.is_some() {
+                    let (l, r) = self.split(settings, rows, grad, features, rng, tree, splits, o);
+                    next.push(l);
+                    next.push(r);
+                } else {
+                    open.push(o);
+                }
+            }
+            level = next;
+        }
+    }
+
+    /// Splits an open leaf on its best split; returns the two children, with histograms and
+    /// best splits where they may split further.
+    #[allow(clippy::too_many_arguments)]
+    fn split(
+        &mut self,
+        settings: &GrowSettings,
+        rows: &mut [u32],
+        grad: &[GradPair],
+        features: &[usize],
+        rng: &mut SplitMix64,
+        tree: &mut Tree,
+        splits: &mut Vec<(usize, f64)>,
+        mut parent: Open,
+    ) -> (Open, Open) {
+        let split = parent.best.expect("only leaves with a split are split");
+        let (mut left, mut right) = self.apply_split(settings, rows, tree, splits, &parent, &split);
+        let left_can = can_split(settings, &left);
+        let right_can = can_split(settings, &right);
+        if left_can || right_can {
+            let mut parent_hist = parent
+                .hist
+                .take()
+                .expect("a splittable leaf has a histogram");
+            let (small, large) = if left.end - left.start <= right.end - right.start {
+                (&mut left, &mut right)
+            } else {
+                (&mut right, &mut left)
+            };
+            let mut small_hist = self.buffer();
+            build(
+                &mut small_hist,
+                self.binned,
+                &rows[small.start..small.end],
+                grad,
+            );
+            subtract(&mut parent_hist, &small_hist);
+            small.hist = Some(small_hist);
+            large.hist = Some(parent_hist);
+            for child in [&mut left, &mut right] {
+                if can_split(settings, child) {
+                    let node_features = sample(features, settings.colsample_bynode, rng);
+                    child.best = child.hist.as_ref().and_then(|h| {
+                        best_split(h, self.layout, &node_features, child.stats, &settings.rules)
+                    });
+                }
+                if child.best.is_none() {
+                    let h = child.hist.take();
+                    self.recycle(h);
+                }
+            }
+        } else {
+            let h = parent.hist.take();
+            self.recycle(h);
+        }
+        (left, right)
+    }
+
+    /// Partitions the parent's rows and turns its node into a split with two leaf children.
+    fn apply_split(
+        &mut self,
+        settings: &GrowSettings,
+        rows: &mut [u32],
+        tree: &mut Tree,
+        splits: &mut Vec<(usize, f64)>,
+        parent: &Open,
+        split: &Split,
+    ) -> (Open, Open) {
+        let column = self.binned.column(split.feature);
+        let n_left = partition(
+            &mut rows[parent.start..parent.end],
+            &mut self.scratch,
+            column,
+            split.bin,
+            split.missing_left,
+        );
+        let mid = parent.start + n_left;
+        let left_node = tree.nodes.len();
+        tree.nodes.push(leaf(settings, split.left));
+        tree.nodes.push(leaf(settings, split.right));
+        tree.nodes[parent.node] = Node::Split {
+            feature: split.feature as u32,
+            threshold: self.mappers[split.feature].threshold(split.bin),
+            bin: split.bin as u8,
+            missing_left: split.missing_left,
+            left: left_node as u32,
+            right: left_node as u32 + 1,
+            gain: split.gain as f32,
+        };
+        splits.push((split.feature, split.gain));
+        let depth = parent.depth + 1;
+        let open = |node, start, end, stats| Open {
+            node,
+            start,
+            end,
+            depth,
+            stats,
+            hist: None,
+            best: None,
+        };
+        (
+            open(left_node, parent.start, mid, split.left),
+            open(left_node + 1, mid, parent.end, split.right),
+        )
+    }
+
+    /// Oblivious (symmetric) growth: one split per level, chosen by the summed gain over all
+    /// leaves of the level, applied to every leaf.
+    #[allow(clippy::too_many_arguments)]
+    fn grow_oblivious(
+        &mut self,
+        settings: &GrowSettings,
+        rows: &mut [u32],
+        grad: &[GradPair],
+        features: &[usize],
+        rng: &mut SplitMix64,
+        tree: &mut Tree,
+        splits: &mut Vec<(usize, f64)>,
+        root: Open,
+        done: &mut Vec<Open>,
+    ) {
+        let mut level = vec![root];
+        for depth in 0..settings.max_depth {
+            if level.iter().any(|o| o.hist.is_none()) {
+                break;
+            }
+            let node_features = sample(features, settings.colsample_bynode, rng);
+            let Some((feature, bin, missing_left, gain)) =
+                self.best_shared_split(settings, &level, &node_features)
+            else {
+                break;
+            };
+            let mut next = Vec::with_capacity(level.len() * 2);
+            let last = depth + 1 == settings.max_depth;
+            for mut o in level {
+                let bins = {
+                    let hist = o.hist.as_ref().expect("checked above");
+                    let off = self.layout.offsets[feature];
+                    hist[off..off + self.layout.n_bins[feature]].to_vec()
+                };
+                let mut left_stats = bins[1..=bin]
+                    .iter()
+                    .fold(Stats::default(), |a, b| a.plus(*b));
+                if missing_left {
+                    left_stats = left_stats.plus(bins[0]);
+                }
+                let split = Split {
+                    feature,
+                    bin,
+                    missing_left,
+                    gain,
+                    left: left_stats,
+                    right: o.stats.minus(left_stats),
+                };
+                let (mut l, mut r) = self.apply_split(settings, rows, tree, splits, &o, &split);
+                if last {
+                    let h = o.hist.take();
+                    self.recycle(h);
+                } else {
+                    let mut parent_hist = o.hist.take().expect("checked above");
+                    let (small, large) = if l.end - l.start <= r.end - r.start {
+                        (&mut l, &mut r)
+                    } else {
+                        (&mut r, &mut l)
+                    };
+                    let mut small_hist = self.buffer();
+                    build(
+                        &mut small_hist,
+                        self.binned,
+                        &rows[small.start..small.end],
+                        grad,
+                    );
+                    subtract(&mut parent_hist, &small_hist);
+                    small.hist = Some(small_hist);
+                    large.hist = Some(parent_hist);
+                }
+                next.push(l);
+                next.push(r);
+            }
+            // Only the first split of a level counts once in the importances.
+            let n = next.len() / 2;
+            splits.truncate(splits.len() + 1 - n);
+            level = next;
+        }
+        done.extend(level);
+    }
+
+    /// The `(feature, bin, missing_left, summed gain)` maximising the gain summed over `level`.
+    fn best_shared_split(
+        &self,
+        settings: &GrowSettings,
+        level: &[Open],
+        features: &[usize],
+    ) -> Option<(usize, usize, bool, f64)> {
+        let rules = &settings.rules;
+        let mut best: Option<(usize, usize, bool, f64)> = None;
+        for &f in features {
+            let off = self.layout.offsets[f];
+            let nb = self.layout.n_bins[f];
+            if nb < 3 {
+                continue;
+            }
+            // gains[b][dir]: summed over leaves.
+            let mut gains = vec![[0.0f64; 2]; nb];
+            let mut any_missing = false;
+            let mut left_rows = vec![0.0f64; nb];
+            let mut all_rows = 0.0;
+            for o in level {
+                let hist = o.hist.as_ref().expect("levels keep histograms");
+                let bins = &hist[off..off + nb];
+                let missing = bins[0];
+                any_missing |= missing.n > 0.0;
+                all_rows += o.stats.n;
+                let mut left = Stats::default();
+                for b in 1..nb - 1 {
+                    left = left.plus(bins[b]);
+                    left_rows[b] += left.n;
+                    for (dir, missing_left) in [false, true].into_iter().enumerate() {
+                        let l = if missing_left {
+                            left.plus(missing)
+                        } else {
+                            left
+                        };
+                        let r = o.stats.minus(l);
+                        // A side without rows changes nothing for this leaf.
+                        if l.n > 0.0 && r.n > 0.0 {
+                            gains[b][dir] += rules.gain(o.stats, l, r) + rules.gamma;
+                        }
+                    }
+                }
+            }
+            for b in 1..nb - 1 {
+                let dirs: &[usize] = if any_missing { &[0, 1] } else { &[0] };
+                for &dir in dirs {
+                    let gain = gains[b][dir] - rules.gamma;
+                    if gain > 0.0 && best.is_none_or(|x| gain > x.3) {
+                        let missing_left = if any_missing {
+                            dir == 1
+                        } else {
+                            left_rows[b] * 2.0 >= all_rows
+                        };
+                        best = Some((f, b, missing_left, gain));
+                    }
+                }
+            }
+        }
+        best
+    }
+}
+
+fn leaf(settings: &GrowSettings, stats: Stats) -> Node {
+    Node::Leaf {
+        value: (settings.learning_rate * settings.rules.leaf_value(stats)) as f32,
+    }
+}
+
+/// Whether a leaf may still be split: enough rows for two children, depth left.
+fn can_split(settings: &GrowSettings, o: &Open) -> bool {
+    let depth_ok = settings.max_depth == 0 || o.depth < settings.max_depth;
+    depth_ok && o.stats.n >= 2.0 * settings.rules.min_data_in_leaf.max(1.0)
+}
+
+/// Stable partition of `rows` by a split; returns the number of rows going left.
+fn partition(
+    rows: &mut [u32],
+    scratch: &mut Vec<u32>,
+    column: &[u8],
+    bin: usize,
+    missing_left: bool,
+) -> usize {
+    scratch.clear();
+    let mut w = 0;
+    for i in 0..rows.len() {
+        let r = rows[i];
+        let b = column[r as usize];
+        let left = if b == 0 {
+            missing_left
+        } else {
+            usize::from(b) <= bin
+        };
+        if left {
+            rows[w] = r;
+            w += 1;
+        } else {
+            scratch.push(r);
+        }
+    }
+    rows[w..].copy_from_slice(scratch);
+    w
+}
+
+/// A sorted random subset of `share` of `features` (at least one), or all of them.
+pub fn sample(features: &[usize], share: f64, rng: &mut SplitMix64) -> Vec<usize> {
+    if share >= 1.0 || features.len() <= 1 {
+        return features.to_vec();
+    }
+    let k = ((features.len() as f64 * share).round() as usize).clamp(1, features.len());
+    let mut chosen = features.to_vec();
+    rng.shuffle(&mut chosen);
+    chosen.truncate(k);
+    chosen.sort_unstable();
+    chosen
+}

@@ -1,0 +1,17 @@
+//! Histogram gradient-boosted trees in three growth styles: depth-wise (XGBoost `hist`),
+//! leaf-wise (LightGBM) and oblivious (CatBoost).
+
+mod binning;
+mod booster;
+mod grow;
+mod hist;
+mod objective;
+mod params;
+mod tree;
+
+pub use binning::{BinMapper, Binned};
+pub use booster::{Control, GBDT_FORMAT, GBDT_FORMAT_VERSION, GbdtModel, Labelled, argmax};
+pub use hist::{GradPair, Split, SplitRules, Stats};
+pub use objective::{log_loss, softmax};
+pub use params::{GbdtParams, GbdtValid, Growth};
+pub use tree::{Node, Tree};

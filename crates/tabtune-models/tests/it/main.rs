@@ -1,0 +1,341 @@
+//! Integration tests of the tree family: exact small cases, learning, determinism, the saved
+//! format, and every bad input.
+
+use ndarray::{Array2, array};
+use tabtune_features::rng::SplitMix64;
+use tabtune_models::gbdt::{Control, GbdtModel, GbdtParams, Growth, Labelled, Node};
+
+const GROWTHS: [Growth; 3] = [Growth::LeafWise, Growth::DepthWise, Growth::Oblivious];
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("f{i}")).collect()
+}
+
+/// Three classes in a 4-feature space: the class depends on f0 and f1; f2, f3 are noise.
+fn three_classes(n: usize, seed: u64) -> (Array2<f32>, Vec<u32>) {
+    let mut rng = SplitMix64::new(seed);
+    let mut u = move || (rng.next_u64() >> 11) as f32 / (1u64 << 53) as f32;
+    let mut x = Array2::<f32>::zeros((n, 4));
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let (a, b) = (u() * 4.0 - 2.0, u() * 4.0 - 2.0);
+        x[[i, 0]] = a;
+        x[[i, 1]] = b;
+        x[[i, 2]] = u();
+        x[[i, 3]] = if u() < 0.5 { 0.0 } else { 1.0 };
+        y.push(if a + 0.5 * b > 0.8 {
+            2
+        } else {
+            u32::from(a - b < -0.5)
+        });
+    }
+    (x, y)
+}
+
+fn accuracy(model: &GbdtModel, x: &Array2<f32>, y: &[u32]) -> f64 {
+    let pred = model.predict(x.view()).expect("predicts");
+    pred.iter().zip(y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64
+}
+
+#[test]
+fn every_growth_policy_learns() {
+    let (x, y) = three_classes(3000, 1);
+    let (xv, yv) = three_classes(1000, 2);
+    for growth in GROWTHS {
+        let mut p = GbdtParams::new(growth);
+        p.rounds = 100;
+        p.learning_rate = 0.2;
+        let m = p
+            .fit(&names(4), 3, Labelled { x: x.view(), y: &y }, None)
+            .expect("fits");
+        let acc = accuracy(&m, &xv, &yv);
+        assert!(acc > 0.95, "{growth:?}: held-out accuracy {acc}");
+        for round in &m.trees {
+            for tree in round {
+                match growth {
+                    Growth::LeafWise => assert!(tree.n_leaves() <= 31),
+                    Growth::DepthWise | Growth::Oblivious => assert!(tree.depth() <= 6),
+                }
+            }
+        }
+        // The noise features matter far less than the signal ones.
+        let gain = &m.importance_gain;
+        assert!(
+            gain[0] > 5.0 * gain[2] && gain[1] > 5.0 * gain[3],
+            "{growth:?}: {gain:?}"
+        );
+    }
+}
+
+#[test]
+fn a_depth_one_tree_is_the_best_stump() {
+    // Binary labels; one round, learning rate 1, no regularisation: the tree is the stump with
+    // the largest gain, which an exhaustive search over thresholds finds too.
+    let x = array![
+        [1.0f32, 5.0],
+        [2.0, 3.0],
+        [3.0, 4.0],
+        [4.0, 1.0],
+        [5.0, 2.0],
+        [6.0, 6.0]
+    ];
+    let y = vec![0, 0, 1, 0, 1, 1];
+    let mut p = GbdtParams::new(Growth::DepthWise);
+    p.rounds = 1;
+    p.max_depth = 1;
+    p.learning_rate = 1.0;
+    p.lambda = 0.0;
+    p.min_data_in_leaf = 1;
+    p.min_child_weight = 0.0;
+    let m = p
+        .fit(&names(2), 2, Labelled { x: x.view(), y: &y }, None)
+        .expect("fits");
+    let tree = &m.trees[0][0];
+    let Node::Split {
+        feature, threshold, ..
+    } = tree.nodes[0]
+    else {
+        panic!("root must split")
+    };
+    // Exhaustive search: gradients at the prior (p = 0.5) are p − y, hessians p(1 − p).
+    let (g, h): (Vec<f64>, Vec<f64>) = y.iter().map(|&c| (0.5 - f64::from(c), 0.25)).unzip();
+    let score = |gs: f64, hs: f64| gs * gs / hs;
+    let mut best = (f64::NEG_INFINITY, 0usize, 0.0f32);
+    for f in 0..2 {
+        let mut values: Vec<f32> = x.column(f).to_vec();
+        values.sort_by(f32::total_cmp);
+        for w in values.windows(2) {
+            let t = f32::midpoint(w[0], w[1]);
+            let (mut gl, mut hl, mut gr, mut hr) = (0.0, 0.0, 0.0, 0.0);
+            for i in 0..6 {
+                if x[[i, f]] <= t {
+                    gl += g[i];
+                    hl += h[i];
+                } else {
+                    gr += g[i];
+                    hr += h[i];
+                }
+            }
+            let gain = score(gl, hl) + score(gr, hr);
+            if gain > best.0 + 1e-12 {
+                best = (gain, f, t);
+            }
+        }
+    }
+    assert_eq!(feature as usize, best.1);
+    assert!(
+        (threshold - best.2).abs() < 1e-6,
+        "{threshold} vs {}",
+        best.2
+    );
+    // Leaf values are the Newton steps −G/H.
+    let Node::Leaf { value } = tree.nodes[1] else {
+        panic!("left leaf")
+    };
+    let left: Vec<usize> = (0..6).filter(|&i| x[[i, best.1]] <= best.2).collect();
+    let (gl, hl) = left
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &i| (a + g[i], b + h[i]));
+    assert!((f64::from(value) + gl / hl).abs() < 1e-6);
+}
+
+#[test]
+fn same_seed_same_model_including_sampling() {
+    let (x, y) = three_classes(800, 3);
+    for growth in GROWTHS {
+        let mut p = GbdtParams::new(growth);
+        p.rounds = 20;
+        p.subsample = 0.7;
+        p.colsample_bytree = 0.75;
+        p.colsample_bynode = 0.5;
+        p.threads = 2;
+        let a = p
+            .fit(&names(4), 3, Labelled { x: x.view(), y: &y }, None)
+            .expect("a");
+        let b = p
+            .fit(&names(4), 3, Labelled { x: x.view(), y: &y }, None)
+            .expect("b");
+        assert_eq!(a, b, "{growth:?}");
+        p.seed += 1;
+        let c = p
+            .fit(&names(4), 3, Labelled { x: x.view(), y: &y }, None)
+            .expect("c");
+        assert_ne!(
+            a.trees, c.trees,
+            "{growth:?}: another seed samples differently"
+        );
+    }
+}
+
+#[test]
+fn save_and_load_give_identical_predictions() {
+    let (x, y) = three_classes(600, 4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for growth in GROWTHS {
+        let mut p = GbdtParams::new(growth);
+        p.rounds = 15;
+        let m = p
+            .fit(&names(4), 3, Labelled { x: x.view(), y: &y }, None)
+            .expect("fits");
+        let path = dir.path().join(format!("{growth:?}.json"));
+        m.save(&path).expect("saves");
+        let back = GbdtModel::load(&path).expect("loads");
+        assert_eq!(back, m);
+        let (a, b) = (
+            m.predict_proba(x.view()).expect("a"),
+            back.predict_proba(x.view()).expect("b"),
+        );
+        assert!(
+            a.iter()
+                .zip(b.iter())
+                .all(|(p, q)| p.to_bits() == q.to_bits())
+        );
+        let row: Vec<f32> = x.row(7).to_vec();
+        let single = m.predict_proba_row(&row).expect("row");
+        assert!(
+            single
+                .iter()
+                .zip(a.row(7))
+                .all(|(p, q)| (p - q).abs() < 1e-12)
+        );
+    }
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, r#"{"format": "tabtune-gbdt", "format_version": 9}"#).expect("write");
+    let m = GbdtModel::load(&path).expect_err("version").to_string();
+    assert!(
+        m.contains("bad.json") && m.contains("format version 9"),
+        "{m}"
+    );
+    std::fs::write(&path, r#"{"format": "other"}"#).expect("write");
+    assert!(
+        GbdtModel::load(&path)
+            .expect_err("format")
+            .to_string()
+            .contains("not a tabtune-gbdt model")
+    );
+}
+
+#[test]
+fn binary_objective_and_early_stopping() {
+    let (x, y3) = three_classes(2000, 5);
+    let y: Vec<u32> = y3.iter().map(|&c| u32::from(c == 2)).collect();
+    let (xv, yv3) = three_classes(500, 6);
+    let yv: Vec<u32> = yv3.iter().map(|&c| u32::from(c == 2)).collect();
+    let mut p = GbdtParams::new(Growth::LeafWise);
+    p.rounds = 2000;
+    p.learning_rate = 0.3;
+    p.early_stopping_rounds = 10;
+    let m = p
+        .fit(
+            &names(4),
+            2,
+            Labelled { x: x.view(), y: &y },
+            Some(Labelled {
+                x: xv.view(),
+                y: &yv,
+            }),
+        )
+        .expect("fits");
+    assert_eq!(m.trees[0].len(), 1, "binary models have one output");
+    assert!(m.trees.len() < 2000, "stopped early at {}", m.trees.len());
+    let best = m.valid_loss.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        (m.valid_loss[m.trees.len() - 1] - best).abs() < 1e-12,
+        "kept the best round"
+    );
+    assert!(accuracy(&m, &xv, &yv) > 0.95);
+}
+
+#[test]
+fn the_round_callback_can_stop_training() {
+    let (x, y) = three_classes(300, 7);
+    let p = GbdtParams::new(Growth::DepthWise).check(3).expect("valid");
+    let mut seen = Vec::new();
+    let m = GbdtModel::fit(
+        &p,
+        &names(4),
+        3,
+        Labelled { x: x.view(), y: &y },
+        None,
+        &mut |round, _| {
+            seen.push(round);
+            if round == 4 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        },
+    )
+    .expect("fits");
+    assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+    assert_eq!(m.trees.len(), 5);
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let (x, y) = three_classes(100, 8);
+    let p = GbdtParams::new(Growth::LeafWise);
+    let fit = |x: &Array2<f32>, y: &[u32], n_classes: usize| {
+        p.fit(
+            &names(x.ncols()),
+            n_classes,
+            Labelled { x: x.view(), y },
+            None,
+        )
+        .expect_err("bad input")
+        .to_string()
+    };
+    let mut nan = x.clone();
+    nan[[3, 1]] = f32::NAN;
+    assert!(fit(&nan, &y, 3).contains("NaN at row 3, feature 1"));
+    let mut inf = x.clone();
+    inf[[5, 2]] = f32::INFINITY;
+    assert!(fit(&inf, &y, 3).contains("inf at row 5, feature 2"));
+    let mut bad_label = y.clone();
+    bad_label[9] = 7;
+    assert!(fit(&x, &bad_label, 3).contains("label 7 at row 9 is not a class"));
+    let only_two: Vec<u32> = y.iter().map(|&c| c.min(1)).collect();
+    assert!(fit(&x, &only_two, 3).contains("class 2 has no training rows"));
+    let empty = Array2::<f32>::zeros((0, 4));
+    assert!(fit(&empty, &[], 3).contains("zero rows"));
+    let mut bad = GbdtParams::new(Growth::LeafWise);
+    bad.learning_rate = -0.1;
+    let m = bad
+        .fit(&names(4), 3, Labelled { x: x.view(), y: &y }, None)
+        .expect_err("lr")
+        .to_string();
+    assert!(m.contains("`learning_rate` = -0.1"), "{m}");
+    bad = GbdtParams::new(Growth::LeafWise);
+    bad.num_leaves = 1;
+    assert!(
+        bad.fit(&names(4), 3, Labelled { x: x.view(), y: &y }, None)
+            .expect_err("leaves")
+            .to_string()
+            .contains("`num_leaves`")
+    );
+    // NaN is a missing value when asked for, with a learned direction.
+    let mut missing = x.clone();
+    for i in (0..100).step_by(4) {
+        missing[[i, 0]] = f32::NAN;
+    }
+    let mut allow = GbdtParams::new(Growth::LeafWise);
+    allow.allow_missing = true;
+    allow.rounds = 10;
+    let m = allow
+        .fit(
+            &names(4),
+            3,
+            Labelled {
+                x: missing.view(),
+                y: &y,
+            },
+            None,
+        )
+        .expect("missing allowed");
+    assert!(m.predict(missing.view()).is_ok());
+    let model_err = m
+        .predict(Array2::<f32>::zeros((2, 3)).view())
+        .expect_err("shape")
+        .to_string();
+    assert!(model_err.contains("expects 4 features, the data has 3"));
+}

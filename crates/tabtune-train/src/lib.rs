@@ -1,0 +1,17 @@
+//! Training loops of tabtune.
+//!
+//! Owns: k-fold cross-validation of a model family on a validated [`Table`], with the
+//! preprocessor fitted on each fold's training rows only (no leakage), out-of-fold predictions
+//! and per-fold metrics. Later: backends and device selection, neural training, objectives for
+//! the tuner. Must not depend on the CLI.
+//!
+//! [`Table`]: tabtune_features::Table
+#![warn(missing_docs)]
+
+mod cv;
+mod error;
+mod family;
+
+pub use cv::{CvReport, FoldResult, cross_validate};
+pub use error::{Result, TrainError};
+pub use family::Family;
