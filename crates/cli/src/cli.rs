@@ -61,6 +61,8 @@ pub enum Command {
     Features(FeaturesArgs),
     /// Write an HTML report with charts (class balance, distributions, correlations).
     Eda(EdaArgs),
+    /// Cross-validate one model family; print per-fold metrics; write out-of-fold predictions.
+    Train(TrainArgs),
 }
 
 /// `tabtune data ...`.
@@ -143,4 +145,42 @@ pub struct EdaArgs {
     /// HTML report to write [default: reports/eda-<task>.html].
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `tabtune train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Input selection and validation policy.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Model family: gbdt-leafwise (LightGBM style), gbdt-depthwise (XGBoost style),
+    /// gbdt-oblivious (CatBoost style).
+    #[arg(long, value_name = "FAMILY")]
+    pub model: String,
+    /// Folds [default: the config's `cv.folds`].
+    #[arg(long, value_name = "K")]
+    pub folds: Option<usize>,
+    /// Repeats of the k-fold split [default: the config's `cv.repeats`].
+    #[arg(long, value_name = "N")]
+    pub repeats: Option<usize>,
+    /// Seed of the splits and of the model's sampling [default: the config's `cv.seed`].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A hyperparameter, `NAME=VALUE` (repeatable), for example `--param num_leaves=31`.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Out-of-fold predictions file [default: reports/oof/<task>-<model>.csv].
+    #[arg(long, value_name = "FILE")]
+    pub oof: Option<PathBuf>,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!(
+            "`{text}`: expected NAME=VALUE, for example learning_rate=0.05"
+        )),
+    }
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tabtune_features::FeaturesError;
+use tabtune_train::TrainError;
 
 use crate::cli::{Cli, Command, DataCommand};
 use crate::context::Context;
@@ -32,13 +33,22 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Describe(args)) => commands::describe::run(&ctx, args),
         Command::Features(args) => commands::features::run(&ctx, args),
         Command::Eda(args) => commands::eda::run(&ctx, args),
+        Command::Train(args) => commands::train::run(&ctx, args),
     }
 }
 
 /// Prints the error (and with `--json` an error object on stdout) and picks the exit code.
 fn report(err: &anyhow::Error, json: bool) -> ExitCode {
-    let features_error = err.downcast_ref::<FeaturesError>();
-    let bad_input = features_error.is_some_and(FeaturesError::is_bad_input);
+    let features_error =
+        err.downcast_ref::<FeaturesError>()
+            .or_else(|| match err.downcast_ref::<TrainError>() {
+                Some(TrainError::Features(e)) => Some(e),
+                _ => None,
+            });
+    let bad_input = features_error.is_some_and(FeaturesError::is_bad_input)
+        || err
+            .downcast_ref::<TrainError>()
+            .is_some_and(TrainError::is_bad_input);
     let mut text = format!("error: {err}");
     for cause in err.chain().skip(1) {
         text.push_str(&format!("\n  caused by: {cause}"));

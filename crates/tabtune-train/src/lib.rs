@@ -15,3 +15,4 @@ mod family;
 pub use cv::{CvReport, FoldResult, cross_validate};
 pub use error::{Result, TrainError};
 pub use family::Family;
+pub use tabtune_models::gbdt::argmax;

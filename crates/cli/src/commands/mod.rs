@@ -4,3 +4,4 @@ pub mod describe;
 pub mod eda;
 pub mod features;
 pub mod fetch;
+pub mod train;

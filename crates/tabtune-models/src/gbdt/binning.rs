@@ -91,11 +91,18 @@ pub struct Binned {
     pub data: Vec<u8>,
     /// Per feature, the number of bins including the missing bin.
     pub n_bins: Vec<usize>,
-    /// Row-major histogram slots, `slots[row * n_features + feature]` = the feature's offset in
-    /// a flat histogram plus its bin: building a histogram is then one pass over the rows with
-    /// independent additions (no dependency chain through one hot bin, as a column-wise pass
-    /// over a binary feature would have).
+    /// Row-major histogram slots (compressed rows): for row `r`,
+    /// `slots[row_start[r]..row_start[r + 1]]` are the flat-histogram indices (feature offset +
+    /// bin) of its features, leaving out every feature whose bin is that feature's
+    /// `default_bin`. Building a histogram is one pass over the rows with independent
+    /// additions; the left-out default bins are filled in from the node totals afterwards.
+    /// One-hot and flag columns sit in their default bin most of the time, so this halves the
+    /// work on typical tabular data (the idea behind LightGBM's sparse-feature handling).
     pub slots: Vec<u16>,
+    /// Start of each row's slots; `n_rows + 1` entries.
+    pub row_start: Vec<u32>,
+    /// Per feature, the bin whose rows are left out of `slots` (`None`: none are).
+    pub default_bin: Vec<Option<u8>>,
 }
 
 impl Binned {
@@ -121,18 +128,39 @@ impl Binned {
             u16::try_from(total).is_ok(),
             "at most 255 bins for at most 257 features"
         );
-        let mut slots = vec![0u16; n_rows * n_features];
-        for f in 0..n_features {
-            let column = &data[f * n_rows..(f + 1) * n_rows];
-            for (r, &b) in column.iter().enumerate() {
-                slots[r * n_features + f] = (offsets[f] + usize::from(b)) as u16;
+        // A feature's most frequent bin is left out when it holds at least 30% of the rows.
+        let default_bin: Vec<Option<u8>> = (0..n_features)
+            .map(|f| {
+                let mut counts = vec![0usize; n_bins[f]];
+                for &b in &data[f * n_rows..(f + 1) * n_rows] {
+                    counts[usize::from(b)] += 1;
+                }
+                let (bin, &count) = counts
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(b, c)| (**c, usize::MAX - b))?;
+                (count * 10 >= n_rows * 3).then_some(bin as u8)
+            })
+            .collect();
+        let mut slots = Vec::with_capacity(n_rows * n_features / 2);
+        let mut row_start = Vec::with_capacity(n_rows + 1);
+        for r in 0..n_rows {
+            row_start.push(slots.len() as u32);
+            for f in 0..n_features {
+                let b = data[f * n_rows + r];
+                if default_bin[f] != Some(b) {
+                    slots.push((offsets[f] + usize::from(b)) as u16);
+                }
             }
         }
+        row_start.push(slots.len() as u32);
         Self {
             n_rows,
             data,
             n_bins,
             slots,
+            row_start,
+            default_bin,
         }
     }
 

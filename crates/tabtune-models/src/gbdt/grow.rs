@@ -109,7 +109,7 @@ impl<'a> Grower<'a> {
         let mut done: Vec<Open> = Vec::new();
         if can_split(settings, &root) {
             let mut hist = self.buffer();
-            build(&mut hist, self.binned, rows, grad);
+            build(&mut hist, self.layout, self.binned, rows, grad, stats);
             root.hist = Some(hist);
         }
         match settings.growth {
@@ -260,9 +260,11 @@ impl<'a> Grower<'a> {
             let mut small_hist = self.buffer();
             build(
                 &mut small_hist,
+                self.layout,
                 self.binned,
                 &rows[small.start..small.end],
                 grad,
+                small.stats,
             );
             subtract(&mut parent_hist, &small_hist);
             small.hist = Some(small_hist);
@@ -396,9 +398,11 @@ impl<'a> Grower<'a> {
                     let mut small_hist = self.buffer();
                     build(
                         &mut small_hist,
+                        self.layout,
                         self.binned,
                         &rows[small.start..small.end],
                         grad,
+                        small.stats,
                     );
                     subtract(&mut parent_hist, &small_hist);
                     small.hist = Some(small_hist);

@@ -90,20 +90,37 @@ impl Layout {
     }
 }
 
-/// Fills `hist` (zeroed here) with the sums of `rows` over every feature (row-wise: one pass
-/// over the rows, each adding to one slot per feature).
-pub fn build(hist: &mut [Stats], binned: &Binned, rows: &[u32], grad: &[GradPair]) {
+/// Fills `hist` (zeroed here) with the sums of `rows` over every feature: one pass over the
+/// rows adding each row's slots, then every left-out default bin as the node total `total`
+/// minus the feature's other bins.
+pub fn build(
+    hist: &mut [Stats],
+    layout: &Layout,
+    binned: &Binned,
+    rows: &[u32],
+    grad: &[GradPair],
+    total: Stats,
+) {
     hist.fill(Stats::default());
-    let n_features = binned.n_features();
     for &r in rows {
         let p = grad[r as usize];
         let (g, h) = (f64::from(p.g), f64::from(p.h));
-        let start = r as usize * n_features;
-        for &slot in &binned.slots[start..start + n_features] {
+        let (start, end) = (
+            binned.row_start[r as usize] as usize,
+            binned.row_start[r as usize + 1] as usize,
+        );
+        for &slot in &binned.slots[start..end] {
             let s = &mut hist[usize::from(slot)];
             s.g += g;
             s.h += h;
             s.n += 1.0;
+        }
+    }
+    for (f, default) in binned.default_bin.iter().enumerate() {
+        if let Some(d) = default {
+            let bins = &mut hist[layout.offsets[f]..layout.offsets[f] + layout.n_bins[f]];
+            let others = bins.iter().fold(Stats::default(), |a, b| a.plus(*b));
+            bins[usize::from(*d)] = total.minus(others);
         }
     }
 }
@@ -165,11 +182,6 @@ impl SplitRules {
     pub fn gain(&self, parent: Stats, left: Stats, right: Stats) -> f64 {
         0.5 * (self.score(left) + self.score(right) - self.score(parent)) - self.gamma
     }
-
-    #[inline]
-    fn allowed(&self, s: Stats) -> bool {
-        s.n >= self.min_data_in_leaf && s.h >= self.min_child_weight
-    }
 }
 
 /// A split of a node: bins `1..=bin` go left, the others right; missing values go left when
@@ -197,55 +209,74 @@ pub fn best_split_of_feature(
     total: Stats,
     rules: &SplitRules,
 ) -> Option<Split> {
+    // The hot loop of training: plain sums, the parent's score and the ½ factor out of it, and
+    // no `Split` built until the end.
     let missing = bins[0];
-    let mut best: Option<Split> = None;
-    let mut left = Stats::default();
+    let has_missing = missing.n > 0.0;
+    let score = |g: f64, h: f64| {
+        let t = rules.shrink(g);
+        t * t / (h + rules.lambda)
+    };
+    let ok = |n: f64, h: f64| n >= rules.min_data_in_leaf && h >= rules.min_child_weight;
+    let (mut best, mut best_bin, mut best_missing_left) = (f64::NEG_INFINITY, 0usize, false);
+    let (mut lg, mut lh, mut ln) = (0.0f64, 0.0f64, 0.0f64);
     // A threshold after the last bin would leave the right side without value bins.
-    for (b, &bin) in bins
+    for (b, bin) in bins
         .iter()
         .enumerate()
         .take(bins.len().saturating_sub(1))
         .skip(1)
     {
-        left = left.plus(bin);
-        if left.n == 0.0 {
+        // An empty bin gives the same split as the bin before it.
+        if bin.n == 0.0 {
             continue;
         }
-        let directions: &[bool] = if missing.n > 0.0 {
-            &[false, true]
-        } else {
-            &[false]
-        };
-        for &missing_left in directions {
-            let l = if missing_left {
-                left.plus(missing)
-            } else {
-                left
-            };
-            let r = total.minus(l);
-            if !rules.allowed(l) || !rules.allowed(r) {
-                continue;
+        lg += bin.g;
+        lh += bin.h;
+        ln += bin.n;
+        let (rg, rh, rn) = (total.g - lg, total.h - lh, total.n - ln);
+        if ok(ln, lh) && ok(rn, rh) {
+            let s = score(lg, lh) + score(rg, rh);
+            if s > best {
+                (best, best_bin, best_missing_left) = (s, b, false);
             }
-            let gain = rules.gain(total, l, r);
-            if best.is_none_or(|s| gain > s.gain) {
-                // With no missing values in training, unseen ones follow the larger child.
-                let missing_left = if missing.n > 0.0 {
-                    missing_left
-                } else {
-                    l.n >= r.n
-                };
-                best = Some(Split {
-                    feature,
-                    bin: b,
-                    missing_left,
-                    gain,
-                    left: l,
-                    right: r,
-                });
+        }
+        if has_missing {
+            let (mg, mh, mn) = (lg + missing.g, lh + missing.h, ln + missing.n);
+            let (rg, rh, rn) = (total.g - mg, total.h - mh, total.n - mn);
+            if ok(mn, mh) && ok(rn, rh) {
+                let s = score(mg, mh) + score(rg, rh);
+                if s > best {
+                    (best, best_bin, best_missing_left) = (s, b, true);
+                }
             }
         }
     }
-    best
+    if best_bin == 0 {
+        return None;
+    }
+    let mut left = bins[1..=best_bin]
+        .iter()
+        .fold(Stats::default(), |a, b| a.plus(*b));
+    if best_missing_left {
+        left = left.plus(missing);
+    }
+    let right = total.minus(left);
+    // With no missing values in training, unseen ones follow the larger child.
+    let missing_left = if has_missing {
+        best_missing_left
+    } else {
+        left.n >= right.n
+    };
+    let gain = 0.5 * (best - rules.score(total)) - rules.gamma;
+    Some(Split {
+        feature,
+        bin: best_bin,
+        missing_left,
+        gain,
+        left,
+        right,
+    })
 }
 
 /// The best split over `features` of a node with histogram `hist`, if any has positive gain.
@@ -387,11 +418,32 @@ mod tests {
         let all: Vec<u32> = (0..40).collect();
         let (left, right): (Vec<u32>, Vec<u32>) = all.iter().partition(|&&r| r % 3 == 0);
         let mut parent = vec![Stats::default(); layout.total];
-        build(&mut parent, &binned, &all, &grad);
+        build(
+            &mut parent,
+            &layout,
+            &binned,
+            &all,
+            &grad,
+            Stats::of(&all, &grad),
+        );
         let mut l = vec![Stats::default(); layout.total];
-        build(&mut l, &binned, &left, &grad);
+        build(
+            &mut l,
+            &layout,
+            &binned,
+            &left,
+            &grad,
+            Stats::of(&left, &grad),
+        );
         let mut r = vec![Stats::default(); layout.total];
-        build(&mut r, &binned, &right, &grad);
+        build(
+            &mut r,
+            &layout,
+            &binned,
+            &right,
+            &grad,
+            Stats::of(&right, &grad),
+        );
         subtract(&mut parent, &l);
         for (a, b) in parent.iter().zip(&r) {
             assert!((a.g - b.g).abs() < 1e-9 && (a.h - b.h).abs() < 1e-9 && a.n == b.n);

@@ -1,0 +1,152 @@
+//! `tabtune train`: k-fold cross-validation of one model family.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::json;
+use tabtune_features::io::write_atomic;
+use tabtune_features::{FeaturesError, KFold, PreprocessorSpec, TargetPresence};
+use tabtune_train::{Family, argmax, cross_validate};
+
+use crate::cli::TrainArgs;
+use crate::context::Context;
+use crate::output;
+
+/// Runs the command.
+pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
+    let config = &ctx.config;
+    let family = Family::parse(&args.model)?;
+    let cv = config.cv;
+    let seed = args.seed.unwrap_or(cv.seed);
+    let mut overrides = vec![("seed".to_owned(), seed.to_string())];
+    overrides.extend(args.params.iter().cloned());
+    let params = family.params(&overrides)?;
+    let kfold = KFold {
+        folds: args.folds.unwrap_or(cv.folds),
+        repeats: args.repeats.unwrap_or(cv.repeats),
+        seed,
+        stratify: cv.stratify,
+    };
+    let loaded = ctx.load(&args.input, TargetPresence::Required)?;
+    let mut table = loaded.table;
+    if config.transforms.dedup {
+        let (deduped, removed) = table.dedup();
+        tracing::info!(
+            "transforms.dedup: dropped {} duplicate training rows",
+            removed.len()
+        );
+        table = deduped;
+    }
+    let spec = PreprocessorSpec::from_config(config);
+    let total = kfold.folds * kfold.repeats;
+    let bar = output::spinner(ctx.progress, format!("{}: {total} folds", family.name()));
+    let mut done = 0;
+    let report = cross_validate(&table, &spec, &params, kfold, &mut |f| {
+        done += 1;
+        bar.set_message(format!(
+            "{}: fold {done}/{total} accuracy {:.4} logloss {:.4}",
+            family.name(),
+            f.accuracy,
+            f.logloss
+        ));
+        tracing::debug!(
+            repeat = f.repeat,
+            fold = f.fold,
+            accuracy = f.accuracy,
+            logloss = f.logloss,
+            seconds = f.seconds,
+            "fold done"
+        );
+    });
+    bar.finish_and_clear();
+    let report = report?;
+
+    let oof_path = args.oof.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("reports/oof/{}-{}.csv", config.name, family.name()))
+    });
+    write_atomic(&oof_path, |w| {
+        let to_err = |e: std::io::Error| FeaturesError::Io {
+            path: oof_path.clone(),
+            source: e,
+        };
+        let mut header = vec![
+            "index".to_owned(),
+            "row".to_owned(),
+            "id".to_owned(),
+            "fold".to_owned(),
+        ];
+        header.extend(report.classes.iter().cloned());
+        header.extend(["predicted".to_owned(), "actual".to_owned()]);
+        writeln!(w, "{}", header.join(",")).map_err(to_err)?;
+        let labels = table.target.as_deref().unwrap_or_default();
+        for (i, probs) in report.oof.rows().into_iter().enumerate() {
+            let id = table.ids.as_ref().map_or("", |ids| ids[i].as_str());
+            let probs = probs.as_slice().expect("standard layout");
+            let predicted = argmax(probs) as usize;
+            let cells: Vec<String> = probs.iter().map(|p| format!("{p:.6}")).collect();
+            writeln!(
+                w,
+                "{i},{},{id},{},{},{},{}",
+                table.rows[i],
+                report.oof_fold[i],
+                cells.join(","),
+                report.classes[predicted],
+                report.classes[labels[i] as usize]
+            )
+            .map_err(to_err)?;
+        }
+        Ok(())
+    })?;
+
+    if ctx.json {
+        output::json(&json!({
+            "model": family.name(),
+            "folds": report.folds.len(),
+            "accuracy_mean": report.accuracy_mean,
+            "accuracy_std": report.accuracy_std,
+            "logloss_mean": report.logloss_mean,
+            "seconds": report.seconds,
+            "fold_results": report.folds,
+            "oof": oof_path,
+            "rows": table.n_rows(),
+            "params": params,
+        }));
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .folds
+            .iter()
+            .map(|f| {
+                vec![
+                    f.repeat.to_string(),
+                    f.fold.to_string(),
+                    format!("{:.4}", f.accuracy),
+                    format!("{:.4}", f.logloss),
+                    f.rounds.to_string(),
+                    format!("{:.1}", f.seconds),
+                ]
+            })
+            .collect();
+        let mut s = format!(
+            "{} on {} rows, {}-fold CV x {}\n",
+            family.name(),
+            table.n_rows(),
+            kfold.folds,
+            kfold.repeats
+        );
+        s.push_str(&output::table(
+            &["repeat", "fold", "accuracy", "logloss", "rounds", "seconds"],
+            &rows,
+        ));
+        s.push_str(&format!(
+            "\naccuracy {:.4} ± {:.4}   logloss {:.4}   {:.1} s\nout-of-fold predictions: {}\n",
+            report.accuracy_mean,
+            report.accuracy_std,
+            report.logloss_mean,
+            report.seconds,
+            oof_path.display()
+        ));
+        output::text(&s);
+    }
+    Ok(())
+}

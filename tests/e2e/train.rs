@@ -1,0 +1,116 @@
+//! `tabtune train`: k-fold CV of the tree families, the JSON contract, bad parameters.
+
+use tabtune_test::{real_data, synthetic_obesity_csv};
+
+use crate::{dir_of, json_of, tabtune};
+
+#[test]
+fn train_each_gbdt_style_with_cv_on_the_real_data() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for model in ["gbdt-leafwise", "gbdt-depthwise", "gbdt-oblivious"] {
+        let v = json_of(
+            tabtune(tmp.path())
+                .args([
+                    "train", "--json", "--model", model, "--folds", "3", "--seed", "7",
+                ])
+                .args([
+                    "--param",
+                    "rounds=15",
+                    "--param",
+                    "learning_rate=0.3",
+                    "--data-dir",
+                ])
+                .arg(dir_of(&train)),
+            0,
+        );
+        assert_eq!(v["model"], model);
+        assert_eq!(v["folds"], 3);
+        let accuracy = v["accuracy_mean"].as_f64().expect("accuracy");
+        assert!(accuracy > 0.85, "{model}: {accuracy}");
+        assert!(v["accuracy_std"].as_f64().expect("std") >= 0.0);
+        assert!(v["logloss_mean"].as_f64().expect("logloss") < 0.5);
+        assert!(v["seconds"].as_f64().expect("seconds") > 0.0);
+        let oof = tmp.path().join(format!("reports/oof/obesity-{model}.csv"));
+        let text = std::fs::read_to_string(&oof).expect("oof written");
+        assert_eq!(text.lines().count(), 16608);
+        assert!(
+            text.starts_with("index,row,id,fold,Insufficient_Weight,"),
+            "{}",
+            &text[..60]
+        );
+    }
+}
+
+#[test]
+fn train_prints_folds_as_a_table() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("t.csv");
+    std::fs::write(&path, synthetic_obesity_csv(210, 2)).expect("write");
+    let out = tabtune(tmp.path())
+        .args([
+            "train",
+            "--model",
+            "gbdt-leafwise",
+            "--folds",
+            "3",
+            "--param",
+            "rounds=5",
+            "--input",
+        ])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("repeat  fold  accuracy  logloss  rounds  seconds"),
+        "{text}"
+    );
+    assert!(
+        text.contains("accuracy ") && text.contains("out-of-fold predictions"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_models_and_parameters_exit_2_naming_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("t.csv");
+    std::fs::write(&path, synthetic_obesity_csv(70, 3)).expect("write");
+    let run = |args: &[&str]| {
+        let out = tabtune(tmp.path())
+            .arg("train")
+            .args(args)
+            .arg("--input")
+            .arg(&path)
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--model", "xgboost"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown model `xgboost`"), "{err}");
+    let (code, err) = run(&["--model", "gbdt-leafwise", "--param", "learning_rate=-0.1"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("`learning_rate` = -0.1"), "{err}");
+    let (code, err) = run(&["--model", "gbdt-leafwise", "--param", "num_leaves=1"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("`num_leaves`"), "{err}");
+    let (code, err) = run(&["--model", "gbdt-leafwise", "--param", "rounds"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("expected NAME=VALUE"), "{err}");
+    // 70 rows, 10 per class: 11 folds leave some class with fewer rows than folds.
+    let (code, err) = run(&["--model", "gbdt-leafwise", "--folds", "11"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("has only 10 rows"), "{err}");
+}
