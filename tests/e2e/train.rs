@@ -45,6 +45,37 @@ fn train_each_gbdt_style_with_cv_on_the_real_data() {
 }
 
 #[test]
+fn train_forests_and_single_trees_with_cv_on_the_real_data() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (model, params, floor) in [
+        ("random-forest", ["n_trees=20", "max_depth=12"], 0.85),
+        ("decision-tree", ["max_depth=8", "criterion=entropy"], 0.80),
+    ] {
+        let mut cmd = tabtune(tmp.path());
+        cmd.args([
+            "train",
+            "--json",
+            "--model",
+            model,
+            "--folds",
+            "3",
+            "--data-dir",
+        ])
+        .arg(dir_of(&train));
+        for p in params {
+            cmd.args(["--param", p]);
+        }
+        let v = json_of(&mut cmd, 0);
+        let accuracy = v["accuracy_mean"].as_f64().expect("accuracy");
+        assert!(accuracy > floor, "{model}: {accuracy}");
+        assert_eq!(v["folds"], 3);
+    }
+}
+
+#[test]
 fn train_prints_folds_as_a_table() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("t.csv");

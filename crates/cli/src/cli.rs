@@ -154,7 +154,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// Model family: gbdt-leafwise (LightGBM style), gbdt-depthwise (XGBoost style),
-    /// gbdt-oblivious (CatBoost style).
+    /// gbdt-oblivious (CatBoost style), random-forest, decision-tree.
     #[arg(long, value_name = "FAMILY")]
     pub model: String,
     /// Folds [default: the config's `cv.folds`].

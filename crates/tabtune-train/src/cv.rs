@@ -5,9 +5,11 @@ use std::time::Instant;
 use ndarray::Array2;
 use serde::Serialize;
 use tabtune_features::{KFold, PreprocessorSpec, Table};
-use tabtune_models::gbdt::{Control, GbdtModel, GbdtParams, Labelled, argmax, log_loss};
+use tabtune_models::forest::ForestModel;
+use tabtune_models::gbdt::{Control, GbdtModel, Labelled, argmax, log_loss};
 
 use crate::error::{Result, TrainError};
+use crate::family::ModelParams;
 
 /// Metrics of one fold.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -51,6 +53,29 @@ pub struct CvReport {
     pub classes: Vec<String>,
 }
 
+/// A model of either family.
+enum Fitted {
+    Gbdt(GbdtModel),
+    Forest(ForestModel),
+}
+
+impl Fitted {
+    fn predict_proba(&self, x: ndarray::ArrayView2<'_, f32>) -> Result<Array2<f64>> {
+        Ok(match self {
+            Self::Gbdt(m) => m.predict_proba(x)?,
+            Self::Forest(m) => m.predict_proba(x)?,
+        })
+    }
+
+    /// Boosting rounds kept, or trees in the forest.
+    fn rounds(&self) -> usize {
+        match self {
+            Self::Gbdt(m) => m.trees.len(),
+            Self::Forest(m) => m.trees.len(),
+        }
+    }
+}
+
 /// Cross-validates `params` on `table` with `kfold` splits. For every fold the preprocessor
 /// `spec` is fitted on the fold's training rows only and applied to both sides. With
 /// `early_stopping_rounds > 0`, the fold's validation rows are the early-stopping set (as is
@@ -59,7 +84,7 @@ pub struct CvReport {
 pub fn cross_validate(
     table: &Table,
     spec: &PreprocessorSpec,
-    params: &GbdtParams,
+    params: &ModelParams,
     kfold: KFold,
     on_fold: &mut dyn FnMut(&FoldResult),
 ) -> Result<CvReport> {
@@ -71,7 +96,11 @@ pub fn cross_validate(
         ))
     })?;
     let n_classes = spec.schema().classes().len();
-    let valid_params = params.check(n_classes)?;
+    // Check the parameters once, before any fold runs.
+    match params {
+        ModelParams::Gbdt(p) => drop(p.check(n_classes)?),
+        ModelParams::Forest(p) => drop(p.check()?),
+    }
     let folds = kfold.split(labels, n_classes)?;
     let mut oof = Array2::<f64>::zeros((table.n_rows(), n_classes));
     let mut oof_fold = vec![0usize; table.n_rows()];
@@ -84,22 +113,31 @@ pub fn cross_validate(
         let (mt, mv) = (pre.transform(&train)?, pre.transform(&valid)?);
         let yt = mt.target.as_deref().expect("the table has the target");
         let yv = mv.target.as_deref().expect("the table has the target");
-        let early = (params.early_stopping_rounds > 0).then_some(Labelled {
-            x: mv.values.view(),
-            y: yv,
-        });
-        let model = GbdtModel::fit(
-            &valid_params,
-            &mt.names,
-            n_classes,
-            Labelled {
-                x: mt.values.view(),
-                y: yt,
-            },
-            early,
-            &mut |_, _| Control::Continue,
-        )
-        .map_err(|e| {
+        let train_set = Labelled {
+            x: mt.values.view(),
+            y: yt,
+        };
+        let fitted = match params {
+            ModelParams::Gbdt(p) => {
+                let early = (p.early_stopping_rounds > 0).then_some(Labelled {
+                    x: mv.values.view(),
+                    y: yv,
+                });
+                GbdtModel::fit(
+                    &p.check(n_classes)?,
+                    &mt.names,
+                    n_classes,
+                    train_set,
+                    early,
+                    &mut |_, _| Control::Continue,
+                )
+                .map(Fitted::Gbdt)
+            }
+            ModelParams::Forest(p) => {
+                ForestModel::fit(&p.check()?, &mt.names, n_classes, train_set).map(Fitted::Forest)
+            }
+        };
+        let model = fitted.map_err(|e| {
             TrainError::Invalid(format!("repeat {}, fold {}: {e}", fold.repeat, fold.fold))
         })?;
         let proba = model.predict_proba(mv.values.view())?;
@@ -123,7 +161,7 @@ pub fn cross_validate(
             fold: fold.fold,
             accuracy: correct as f64 / yv.len() as f64,
             logloss: log_loss(&flat, yv, n_classes),
-            rounds: model.trees.len(),
+            rounds: model.rounds(),
             train_rows: yt.len(),
             valid_rows: yv.len(),
             seconds: t.elapsed().as_secs_f64(),
@@ -157,7 +195,7 @@ mod tests {
     use super::*;
     use tabtune_features::Config;
     use tabtune_features::io::{LoadOptions, load_table};
-    use tabtune_models::gbdt::Growth;
+    use tabtune_models::gbdt::{GbdtParams, Growth};
 
     fn table() -> (tempfile_free::Dir, Table, Config) {
         let dir = tempfile_free::Dir::new();
@@ -197,9 +235,10 @@ mod tests {
     fn cross_validation_reports_every_fold_and_fills_the_oof_matrix() {
         let (_dir, table, config) = table();
         let spec = PreprocessorSpec::from_config(&config);
-        let mut params = GbdtParams::new(Growth::LeafWise);
-        params.rounds = 30;
-        params.learning_rate = 0.2;
+        let mut gbdt = GbdtParams::new(Growth::LeafWise);
+        gbdt.rounds = 30;
+        gbdt.learning_rate = 0.2;
+        let params = ModelParams::Gbdt(gbdt);
         let kfold = KFold {
             folds: 5,
             repeats: 1,
@@ -233,7 +272,7 @@ mod tests {
     fn a_fold_without_some_class_is_a_clear_error() {
         let (_dir, table, config) = table();
         let spec = PreprocessorSpec::from_config(&config);
-        let params = GbdtParams::new(Growth::LeafWise);
+        let params = ModelParams::Gbdt(GbdtParams::new(Growth::LeafWise));
         // 350 rows, 50 per class: 60 folds leave a class with fewer rows than folds.
         let kfold = KFold {
             folds: 60,

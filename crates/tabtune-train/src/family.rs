@@ -1,8 +1,20 @@
 //! The model families `tabtune train --model` accepts.
 
+use serde::Serialize;
+use tabtune_models::forest::{ForestKind, ForestParams};
 use tabtune_models::gbdt::{GbdtParams, Growth};
 
 use crate::error::{Result, TrainError};
+
+/// The parameters of one family.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ModelParams {
+    /// Gradient boosting.
+    Gbdt(GbdtParams),
+    /// Decision tree or random forest.
+    Forest(ForestParams),
+}
 
 /// A model family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,11 +25,21 @@ pub enum Family {
     GbdtDepthwise,
     /// Gradient boosting with oblivious trees (CatBoost style).
     GbdtOblivious,
+    /// Bagged classification trees with per-split feature sampling.
+    RandomForest,
+    /// One classification tree (Gini or entropy).
+    DecisionTree,
 }
 
 impl Family {
     /// Every family, in the order the CLI lists them.
-    pub const ALL: [Family; 3] = [Self::GbdtLeafwise, Self::GbdtDepthwise, Self::GbdtOblivious];
+    pub const ALL: [Family; 5] = [
+        Self::GbdtLeafwise,
+        Self::GbdtDepthwise,
+        Self::GbdtOblivious,
+        Self::RandomForest,
+        Self::DecisionTree,
+    ];
 
     /// The CLI name.
     pub fn name(self) -> &'static str {
@@ -25,6 +47,8 @@ impl Family {
             Self::GbdtLeafwise => "gbdt-leafwise",
             Self::GbdtDepthwise => "gbdt-depthwise",
             Self::GbdtOblivious => "gbdt-oblivious",
+            Self::RandomForest => "random-forest",
+            Self::DecisionTree => "decision-tree",
         }
     }
 
@@ -43,17 +67,29 @@ impl Family {
     }
 
     /// Default parameters, with `name=value` overrides applied.
-    pub fn params(self, overrides: &[(String, String)]) -> Result<GbdtParams> {
+    pub fn params(self, overrides: &[(String, String)]) -> Result<ModelParams> {
         let growth = match self {
             Self::GbdtLeafwise => Growth::LeafWise,
             Self::GbdtDepthwise => Growth::DepthWise,
             Self::GbdtOblivious => Growth::Oblivious,
+            Self::RandomForest | Self::DecisionTree => {
+                let kind = if self == Self::RandomForest {
+                    ForestKind::RandomForest
+                } else {
+                    ForestKind::DecisionTree
+                };
+                let mut p = ForestParams::new(kind);
+                for (name, value) in overrides {
+                    p.set(name, value)?;
+                }
+                return Ok(ModelParams::Forest(p));
+            }
         };
         let mut p = GbdtParams::new(growth);
         for (name, value) in overrides {
             p.set(name, value)?;
         }
-        Ok(p)
+        Ok(ModelParams::Gbdt(p))
     }
 }
 
@@ -74,7 +110,11 @@ mod tests {
         let p = Family::GbdtDepthwise
             .params(&[("max_depth".into(), "4".into())])
             .expect("ok");
-        assert_eq!(p.max_depth, 4);
+        assert!(matches!(p, ModelParams::Gbdt(ref g) if g.max_depth == 4));
+        let p = Family::RandomForest
+            .params(&[("criterion".into(), "entropy".into())])
+            .expect("ok");
+        assert!(matches!(p, ModelParams::Forest(ref f) if f.n_trees == 100));
         assert!(
             Family::GbdtLeafwise
                 .params(&[("nope".into(), "1".into())])

@@ -14,5 +14,5 @@ mod family;
 
 pub use cv::{CvReport, FoldResult, cross_validate};
 pub use error::{Result, TrainError};
-pub use family::Family;
+pub use family::{Family, ModelParams};
 pub use tabtune_models::gbdt::argmax;

@@ -263,7 +263,8 @@ fn to_proba(mut raw: Vec<f64>, n_classes: usize) -> Vec<f64> {
     }
 }
 
-fn check_data(
+/// Checks features and labels before fitting: rows, widths, label range, finite values.
+pub(crate) fn check_data(
     d: Labelled<'_>,
     n_features: usize,
     n_classes: usize,

@@ -10,6 +10,7 @@ mod params;
 mod tree;
 
 pub use binning::{BinMapper, Binned};
+pub(crate) use booster::check_data as check_labelled;
 pub use booster::{Control, GBDT_FORMAT, GBDT_FORMAT_VERSION, GbdtModel, Labelled, argmax};
 pub use hist::{GradPair, Split, SplitRules, Stats};
 pub use objective::{log_loss, softmax};

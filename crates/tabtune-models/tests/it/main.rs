@@ -339,3 +339,146 @@ fn bad_inputs_get_clear_errors() {
         .to_string();
     assert!(model_err.contains("expects 4 features, the data has 3"));
 }
+
+mod forest {
+    use ndarray::array;
+    use tabtune_models::forest::{ClassNode, Criterion, ForestKind, ForestModel, ForestParams};
+    use tabtune_models::gbdt::Labelled;
+
+    use super::{accuracy_of, names, three_classes};
+
+    #[test]
+    fn a_decision_tree_finds_the_split_by_hand() {
+        // Classes switch between x = 3 and x = 4: the split is at the midpoint 3.5, with a Gini
+        // decrease of n·gini = 6 · 0.5 = 3 and two pure leaves.
+        let x = array![
+            [1.0f32, 9.0],
+            [2.0, 1.0],
+            [3.0, 8.0],
+            [4.0, 2.0],
+            [5.0, 7.0],
+            [6.0, 3.0]
+        ];
+        let y = vec![0, 0, 0, 1, 1, 1];
+        for criterion in [Criterion::Gini, Criterion::Entropy] {
+            let mut p = ForestParams::new(ForestKind::DecisionTree);
+            p.criterion = criterion;
+            let m = ForestModel::fit(
+                &p.check().expect("valid"),
+                &names(2),
+                2,
+                Labelled { x: x.view(), y: &y },
+            )
+            .expect("fits");
+            let tree = &m.trees[0];
+            let ClassNode::Split {
+                feature,
+                threshold,
+                decrease,
+                ..
+            } = tree.nodes[0]
+            else {
+                panic!("root splits")
+            };
+            assert_eq!((feature, threshold), (0, 3.5));
+            let expected = if criterion == Criterion::Gini {
+                3.0
+            } else {
+                6.0 * 2f32.ln()
+            };
+            assert!(
+                (decrease - expected).abs() < 1e-5,
+                "{criterion:?}: {decrease}"
+            );
+            assert_eq!(tree.n_leaves(), 2);
+            assert_eq!(m.predict(x.view()).expect("predicts"), y);
+        }
+    }
+
+    #[test]
+    fn a_random_forest_learns_reports_oob_and_round_trips() {
+        let (x, y) = three_classes(1500, 11);
+        let (xv, yv) = three_classes(500, 12);
+        let mut p = ForestParams::new(ForestKind::RandomForest);
+        p.n_trees = 60;
+        p.threads = 2;
+        let valid = p.check().expect("valid");
+        let m =
+            ForestModel::fit(&valid, &names(4), 3, Labelled { x: x.view(), y: &y }).expect("fits");
+        let oob = m.oob_accuracy.expect("bootstrapped");
+        let held_out = accuracy_of(&m.predict(xv.view()).expect("predicts"), &yv);
+        assert!(
+            oob > 0.9 && held_out > 0.9,
+            "oob {oob}, held out {held_out}"
+        );
+        assert!(
+            (oob - held_out).abs() < 0.05,
+            "the OOB score estimates held-out accuracy"
+        );
+        let again =
+            ForestModel::fit(&valid, &names(4), 3, Labelled { x: x.view(), y: &y }).expect("fits");
+        assert_eq!(again, m, "same seed, same forest");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rf.json");
+        m.save(&path).expect("saves");
+        let back = ForestModel::load(&path).expect("loads");
+        let (a, b) = (
+            m.predict_proba(xv.view()).expect("a"),
+            back.predict_proba(xv.view()).expect("b"),
+        );
+        assert!(
+            a.iter()
+                .zip(b.iter())
+                .all(|(p, q)| p.to_bits() == q.to_bits())
+        );
+        assert!(
+            m.importance_gain[0] > m.importance_gain[2],
+            "signal beats noise"
+        );
+    }
+
+    #[test]
+    fn forest_parameters_are_checked() {
+        let mut p = ForestParams::new(ForestKind::DecisionTree);
+        p.n_trees = 3;
+        assert!(
+            p.check()
+                .expect_err("one tree")
+                .to_string()
+                .contains("`n_trees`")
+        );
+        let mut p = ForestParams::new(ForestKind::RandomForest);
+        assert!(
+            p.set("criterion", "mse")
+                .expect_err("criterion")
+                .to_string()
+                .contains("gini or entropy")
+        );
+        p.min_samples_split = 1;
+        assert!(
+            p.check()
+                .expect_err("split")
+                .to_string()
+                .contains("`min_samples_split`")
+        );
+        let x = ndarray::Array2::<f32>::zeros((0, 2));
+        let err = ForestModel::fit(
+            &ForestParams::new(ForestKind::DecisionTree)
+                .check()
+                .expect("ok"),
+            &names(2),
+            2,
+            Labelled {
+                x: x.view(),
+                y: &[],
+            },
+        )
+        .expect_err("empty")
+        .to_string();
+        assert!(err.contains("zero rows"), "{err}");
+    }
+}
+
+fn accuracy_of(pred: &[u32], y: &[u32]) -> f64 {
+    pred.iter().zip(y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64
+}

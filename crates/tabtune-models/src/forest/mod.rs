@@ -1,0 +1,10 @@
+//! Classification trees on class-count histograms: a single decision tree (Gini or entropy)
+//! and random forests (bootstrap rows, a random subset of features per split, out-of-bag
+//! score). They share the GBDT family's binning.
+
+mod grow;
+mod model;
+mod params;
+
+pub use model::{ClassNode, ClassTree, FOREST_FORMAT, FOREST_FORMAT_VERSION, ForestModel};
+pub use params::{Criterion, ForestKind, ForestParams, ForestValid};
