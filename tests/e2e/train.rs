@@ -76,6 +76,43 @@ fn train_forests_and_single_trees_with_cv_on_the_real_data() {
 }
 
 #[test]
+fn one_hot_free_categoricals_train_with_category_splits() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(tabtune_test::default_config()).expect("config");
+    assert!(text.contains("encode = \"one-hot\""), "test setup");
+    let config = tmp.path().join("ordinal.toml");
+    std::fs::write(
+        &config,
+        text.replacen("encode = \"one-hot\"", "encode = \"ordinal\"", 1),
+    )
+    .expect("write");
+    for model in ["gbdt-leafwise", "gbdt-oblivious"] {
+        let v = json_of(
+            assert_cmd::Command::cargo_bin("tabtune")
+                .expect("bin")
+                .current_dir(tmp.path())
+                .args(["--config"])
+                .arg(&config)
+                .args(["train", "--json", "--model", model, "--folds", "3"])
+                .args([
+                    "--param",
+                    "rounds=15",
+                    "--param",
+                    "learning_rate=0.3",
+                    "--data-dir",
+                ])
+                .arg(dir_of(&train)),
+            0,
+        );
+        let accuracy = v["accuracy_mean"].as_f64().expect("accuracy");
+        assert!(accuracy > 0.85, "{model}: {accuracy}");
+    }
+}
+
+#[test]
 fn train_prints_folds_as_a_table() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("t.csv");

@@ -38,6 +38,9 @@ pub struct FeatureMatrix {
     pub rows: Vec<usize>,
     /// Class names (label → name).
     pub classes: Vec<String>,
+    /// Columns that hold categorical level codes (`encode = "ordinal"`: 0, 1, ... in training
+    /// order, −1 for a level never seen in training), for models that split categories.
+    pub categorical: Vec<usize>,
 }
 
 /// The unfitted pipeline, built from a config.
@@ -331,6 +334,22 @@ impl Preprocessor {
         names
     }
 
+    /// The output columns holding ordinal level codes.
+    pub fn categorical_columns(&self) -> Vec<usize> {
+        let mut column = self.output.len() - self.categorical_width();
+        let mut out = Vec::new();
+        for c in &self.categorical {
+            match c {
+                CategoricalStep::OneHot { fitted, .. } => column += fitted.seen.len() + 1,
+                CategoricalStep::Ordinal { .. } => {
+                    out.push(column);
+                    column += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// Number of output columns of the categorical encodings.
     fn categorical_width(&self) -> usize {
         self.categorical
@@ -425,6 +444,7 @@ impl Preprocessor {
             ids: table.ids.clone(),
             rows: table.rows.clone(),
             classes: self.labels.classes.clone(),
+            categorical: self.categorical_columns(),
         })
     }
 

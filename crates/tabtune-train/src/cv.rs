@@ -98,8 +98,12 @@ pub fn cross_validate(
     let n_classes = spec.schema().classes().len();
     // Check the parameters once, before any fold runs.
     match params {
-        ModelParams::Gbdt(p) => drop(p.check(n_classes)?),
-        ModelParams::Forest(p) => drop(p.check()?),
+        ModelParams::Gbdt(p) => {
+            p.check(n_classes)?;
+        }
+        ModelParams::Forest(p) => {
+            p.check()?;
+        }
     }
     let folds = kfold.split(labels, n_classes)?;
     let mut oof = Array2::<f64>::zeros((table.n_rows(), n_classes));
@@ -119,6 +123,8 @@ pub fn cross_validate(
         };
         let fitted = match params {
             ModelParams::Gbdt(p) => {
+                let mut p = p.clone();
+                p.categorical.clone_from(&mt.categorical);
                 let early = (p.early_stopping_rounds > 0).then_some(Labelled {
                     x: mv.values.view(),
                     y: yv,

@@ -330,7 +330,7 @@ fn best_split(
         let bin = |b: usize| &hist[(offsets.start[f] + b) * k..(offsets.start[f] + b + 1) * k];
         let missing = bin(0);
         let n_missing: f64 = missing.iter().sum();
-        left.iter_mut().for_each(|c| *c = 0.0);
+        left.fill(0.0);
         for b in 1..nb.saturating_sub(1) {
             let counts_b = bin(b);
             let nb_rows: f64 = counts_b.iter().sum();

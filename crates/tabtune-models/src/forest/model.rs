@@ -149,7 +149,9 @@ impl ForestModel {
             }
         }
         let n = self.trees.len() as f64;
-        out.iter_mut().for_each(|o| *o /= n);
+        for o in &mut out {
+            *o /= n;
+        }
         Ok(out)
     }
 

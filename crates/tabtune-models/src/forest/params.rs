@@ -103,7 +103,7 @@ impl ForestParams {
                 self.min_samples_leaf = parse(name, value, "an integer ≥ 1")?;
             }
             "max_features" => {
-                self.max_features = parse(name, value, "a number in (0, 1], or 0 for √n")?
+                self.max_features = parse(name, value, "a number in (0, 1], or 0 for √n")?;
             }
             "bootstrap" => self.bootstrap = parse(name, value, "true or false")?,
             "max_bins" | "max_bin" => self.max_bins = parse(name, value, "an integer in 2..=255")?,

@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 pub struct BinMapper {
     /// Upper bound of each value bin (the last is `+inf`), increasing.
     pub upper: Vec<f32>,
+    /// For a categorical feature, the level codes of bins `1..`, in increasing order; codes
+    /// that are negative, NaN or not listed (unseen in training, or beyond the bin budget) fall
+    /// in bin 0 with the missing values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<f32>>,
 }
 
 impl BinMapper {
@@ -31,6 +36,7 @@ impl BinMapper {
         if distinct.is_empty() {
             return Self {
                 upper: vec![f32::INFINITY],
+                categories: None,
             };
         }
         let mut upper = Vec::new();
@@ -53,7 +59,33 @@ impl BinMapper {
             }
         }
         upper.push(f32::INFINITY);
-        Self { upper }
+        Self {
+            upper,
+            categories: None,
+        }
+    }
+
+    /// Bins for a categorical feature holding level codes (0, 1, 2, ...; negative = unknown):
+    /// one bin per code, keeping the `max_bins` most frequent codes.
+    pub fn fit_categorical(values: &[f32], max_bins: usize) -> Self {
+        let mut counts: Vec<(f32, usize)> = Vec::new();
+        let mut codes: Vec<f32> = values.iter().copied().filter(|v| *v >= 0.0).collect();
+        codes.sort_by(f32::total_cmp);
+        for v in codes {
+            match counts.last_mut() {
+                Some((last, n)) if *last == v => *n += 1,
+                _ => counts.push((v, 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.total_cmp(&b.0)));
+        counts.truncate(max_bins);
+        let mut categories: Vec<f32> = counts.into_iter().map(|c| c.0).collect();
+        categories.sort_by(f32::total_cmp);
+        let n = categories.len().max(1);
+        Self {
+            upper: vec![f32::INFINITY; n],
+            categories: Some(categories),
+        }
     }
 
     /// Number of value bins (missing excluded).
@@ -66,12 +98,27 @@ impl BinMapper {
         if value.is_nan() {
             return 0;
         }
+        if let Some(categories) = &self.categories {
+            return categories
+                .binary_search_by(|c| c.total_cmp(&value))
+                .map_or(0, |i| (i + 1) as u8);
+        }
         (1 + self.upper.partition_point(|&u| u < value)) as u8
     }
 
     /// The value threshold of a split after bin `b` (values ≤ it go left).
     pub fn threshold(&self, b: usize) -> f32 {
         self.upper[b - 1]
+    }
+
+    /// Whether the feature is categorical.
+    pub fn is_categorical(&self) -> bool {
+        self.categories.is_some()
+    }
+
+    /// The level code of a categorical bin (`b ≥ 1`).
+    pub fn category(&self, b: usize) -> f32 {
+        self.categories.as_ref().map_or(f32::NAN, |c| c[b - 1])
     }
 }
 
@@ -210,6 +257,25 @@ mod tests {
         assert!(
             counts[1..].iter().all(|&c| (95..=105).contains(&c)),
             "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn categorical_codes_get_their_own_bins_and_unknowns_join_missing() {
+        let m = BinMapper::fit_categorical(&[2.0, 0.0, 2.0, 5.0, -1.0], 255);
+        assert_eq!(m.categories, Some(vec![0.0, 2.0, 5.0]));
+        let bins: Vec<u8> = [0.0, 2.0, 5.0, -1.0, 3.0, f32::NAN]
+            .iter()
+            .map(|&v| m.bin(v))
+            .collect();
+        assert_eq!(bins, vec![1, 2, 3, 0, 0, 0]);
+        assert_eq!(m.n_bins(), 3);
+        assert!((m.category(2) - 2.0).abs() < f32::EPSILON);
+        let few = BinMapper::fit_categorical(&[1.0, 1.0, 1.0, 2.0, 2.0, 3.0], 2);
+        assert_eq!(
+            few.categories,
+            Some(vec![1.0, 2.0]),
+            "the most frequent codes are kept"
         );
     }
 

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use tabtune_features::rng::SplitMix64;
 
 use super::binning::{BinMapper, Binned};
+use super::ctr::{self, TargetStats};
 use super::grow::{GrowSettings, Grower, sample};
 use super::hist::{GradPair, Layout, SplitRules};
 use super::objective::{log_loss, logistic_grad, sigmoid, softmax, softmax_grad};
-use super::params::{GbdtParams, GbdtValid};
+use super::params::{GbdtParams, GbdtValid, Growth};
 use super::tree::Tree;
 use crate::error::{ModelError, Result};
 
@@ -63,6 +64,10 @@ pub struct GbdtModel {
     pub importance_gain: Vec<f64>,
     /// Number of splits per feature.
     pub importance_split: Vec<u64>,
+    /// Target statistics of the categorical features (oblivious trees): their columns follow
+    /// the inputs, and the trees' feature indices count them.
+    #[serde(default)]
+    pub target_stats: Vec<TargetStats>,
 }
 
 impl GbdtModel {
@@ -97,6 +102,17 @@ impl GbdtModel {
                 "validation",
                 params.allow_missing,
             )?;
+        }
+        if let Some(&f) = params
+            .categorical
+            .iter()
+            .find(|&&f| f >= feature_names.len())
+        {
+            return Err(ModelError::param(
+                "categorical",
+                f,
+                &format!("feature indices below {}", feature_names.len()),
+            ));
         }
         let mut counts = vec![0usize; n_classes];
         for &y in train.y {
@@ -144,6 +160,17 @@ impl GbdtModel {
     }
 
     fn raw_row(&self, row: &[f32]) -> Vec<f64> {
+        let extended;
+        let row = if self.target_stats.is_empty() {
+            row
+        } else {
+            let mut r = row.to_vec();
+            for s in &self.target_stats {
+                s.apply(row[s.feature], &mut r);
+            }
+            extended = r;
+            &extended
+        };
         let mut scores = self.init.clone();
         for round in &self.trees {
             for (s, tree) in scores.iter_mut().zip(round) {
@@ -345,14 +372,45 @@ impl<'t, 'v> Trainer<'t, 'v> {
         on_round: &mut (dyn FnMut(usize, Option<f64>) -> Control + Send),
     ) -> GbdtModel {
         let p = &self.params;
-        let (n, n_features) = (self.train.x.nrows(), self.train.x.ncols());
+        let n_inputs = self.train.x.ncols();
         let k = outputs(self.n_classes);
+        // Oblivious trees see categorical features as ordered target statistics: extra columns
+        // after the inputs.
+        let (target_stats, extended) = if p.growth == Growth::Oblivious && !p.categorical.is_empty()
+        {
+            let (stats, x) = ctr::fit_ordered(
+                self.train.x,
+                self.train.y,
+                self.n_classes,
+                &p.categorical,
+                p.seed,
+            );
+            (stats, Some(x))
+        } else {
+            (Vec::new(), None)
+        };
+        let valid_extended = self
+            .valid
+            .filter(|_| !target_stats.is_empty())
+            .map(|v| ctr::extend(v.x, &target_stats));
+        let train_x = extended.as_ref().map_or(self.train.x, |a| a.view());
+        let valid_x = self
+            .valid
+            .map(|v| valid_extended.as_ref().map_or(v.x, |a| a.view()));
+        let (n, n_features) = (train_x.nrows(), train_x.ncols());
         let mappers: Vec<BinMapper> = (0..n_features)
             .into_par_iter()
-            .map(|f| BinMapper::fit(&self.train.x.column(f).to_vec(), p.max_bins))
+            .map(|f| {
+                let column = train_x.column(f).to_vec();
+                if p.categorical.contains(&f) {
+                    BinMapper::fit_categorical(&column, p.max_bins)
+                } else {
+                    BinMapper::fit(&column, p.max_bins)
+                }
+            })
             .collect();
-        let binned = Binned::new(self.train.x, &mappers);
-        let valid_binned = self.valid.map(|v| Binned::new(v.x, &mappers));
+        let binned = Binned::new(train_x, &mappers);
+        let valid_binned = valid_x.map(|x| Binned::new(x, &mappers));
         let layout = Layout::new(&binned);
         let weights: Vec<f64> = self
             .train
@@ -365,7 +423,7 @@ impl<'t, 'v> Trainer<'t, 'v> {
         for row in scores.chunks_mut(k) {
             row.copy_from_slice(&init);
         }
-        let n_valid = self.valid.map_or(0, |v| v.x.nrows());
+        let n_valid = valid_x.map_or(0, |x| x.nrows());
         let mut valid_scores = vec![0.0f64; n_valid * k];
         for row in valid_scores.chunks_mut(k) {
             row.copy_from_slice(&init);
@@ -471,6 +529,17 @@ impl<'t, 'v> Trainer<'t, 'v> {
                 break;
             }
         }
+        // Importances of target-statistic columns belong to their categorical input.
+        let mut extra = n_inputs;
+        for s in &target_stats {
+            for _ in 0..s.classes.len() {
+                importance_gain[s.feature] += importance_gain[extra];
+                importance_split[s.feature] += importance_split[extra];
+                extra += 1;
+            }
+        }
+        importance_gain.truncate(n_inputs);
+        importance_split.truncate(n_inputs);
         if p.early_stopping_rounds > 0 && !valid_loss.is_empty() {
             trees.truncate(best.1 + 1);
         }
@@ -485,6 +554,7 @@ impl<'t, 'v> Trainer<'t, 'v> {
             valid_loss,
             importance_gain,
             importance_split,
+            target_stats,
         }
     }
 

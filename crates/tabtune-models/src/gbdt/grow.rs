@@ -50,6 +50,7 @@ struct Open {
 /// Grows trees; keeps its buffers from one tree to the next.
 pub struct Grower<'a> {
     binned: &'a Binned,
+    categorical: Vec<bool>,
     mappers: &'a [BinMapper],
     layout: &'a Layout,
     pool: Vec<Vec<Stats>>,
@@ -61,6 +62,7 @@ impl<'a> Grower<'a> {
     pub fn new(binned: &'a Binned, mappers: &'a [BinMapper], layout: &'a Layout) -> Self {
         Self {
             binned,
+            categorical: mappers.iter().map(BinMapper::is_categorical).collect(),
             mappers,
             layout,
             pool: Vec::new(),
@@ -129,7 +131,14 @@ impl<'a> Grower<'a> {
             Growth::LeafWise | Growth::DepthWise => {
                 let node_features = sample(features, settings.colsample_bynode, &mut rng);
                 root.best = root.hist.as_ref().and_then(|h| {
-                    best_split(h, self.layout, &node_features, stats, &settings.rules)
+                    best_split(
+                        h,
+                        self.layout,
+                        &node_features,
+                        &self.categorical,
+                        stats,
+                        &settings.rules,
+                    )
                 });
                 let mut open = vec![root];
                 if settings.growth == Growth::LeafWise {
@@ -273,7 +282,14 @@ impl<'a> Grower<'a> {
                 if can_split(settings, child) {
                     let node_features = sample(features, settings.colsample_bynode, rng);
                     child.best = child.hist.as_ref().and_then(|h| {
-                        best_split(h, self.layout, &node_features, child.stats, &settings.rules)
+                        best_split(
+                            h,
+                            self.layout,
+                            &node_features,
+                            &self.categorical,
+                            child.stats,
+                            &settings.rules,
+                        )
                     });
                 }
                 if child.best.is_none() {
@@ -303,21 +319,40 @@ impl<'a> Grower<'a> {
             &mut rows[parent.start..parent.end],
             &mut self.scratch,
             column,
-            split.bin,
+            |b| match &split.categories {
+                Some(set) => set.contains(b),
+                None => b <= split.bin,
+            },
             split.missing_left,
         );
         let mid = parent.start + n_left;
         let left_node = tree.nodes.len();
         tree.nodes.push(leaf(settings, split.left));
         tree.nodes.push(leaf(settings, split.right));
-        tree.nodes[parent.node] = Node::Split {
-            feature: split.feature as u32,
-            threshold: self.mappers[split.feature].threshold(split.bin),
-            bin: split.bin as u8,
-            missing_left: split.missing_left,
-            left: left_node as u32,
-            right: left_node as u32 + 1,
-            gain: split.gain as f32,
+        let (feature, left, right) = (split.feature as u32, left_node as u32, left_node as u32 + 1);
+        tree.nodes[parent.node] = match &split.categories {
+            Some(set) => Node::Category {
+                feature,
+                left_values: set
+                    .bins()
+                    .into_iter()
+                    .map(|b| self.mappers[split.feature].category(b))
+                    .collect(),
+                left_bins: *set,
+                missing_left: split.missing_left,
+                left,
+                right,
+                gain: split.gain as f32,
+            },
+            None => Node::Split {
+                feature,
+                threshold: self.mappers[split.feature].threshold(split.bin),
+                bin: split.bin as u8,
+                missing_left: split.missing_left,
+                left,
+                right,
+                gain: split.gain as f32,
+            },
         };
         splits.push((split.feature, split.gain));
         let depth = parent.depth + 1;
@@ -383,6 +418,7 @@ impl<'a> Grower<'a> {
                     gain,
                     left: left_stats,
                     right: o.stats.minus(left_stats),
+                    categories: None,
                 };
                 let (mut l, mut r) = self.apply_split(settings, rows, tree, splits, &o, &split);
                 if last {
@@ -429,6 +465,10 @@ impl<'a> Grower<'a> {
         let rules = &settings.rules;
         let mut best: Option<(usize, usize, bool, f64)> = None;
         for &f in features {
+            // Categorical features enter oblivious trees as ordered target statistics.
+            if self.categorical[f] {
+                continue;
+            }
             let off = self.layout.offsets[f];
             let nb = self.layout.n_bins[f];
             if nb < 3 {
@@ -494,12 +534,13 @@ fn can_split(settings: &GrowSettings, o: &Open) -> bool {
     depth_ok && o.stats.n >= 2.0 * settings.rules.min_data_in_leaf.max(1.0)
 }
 
-/// Stable partition of `rows` by a split; returns the number of rows going left.
+/// Stable partition of `rows` by a split (`goes_left(bin)` for non-missing bins); returns the
+/// number of rows going left.
 fn partition(
     rows: &mut [u32],
     scratch: &mut Vec<u32>,
     column: &[u8],
-    bin: usize,
+    goes_left: impl Fn(usize) -> bool,
     missing_left: bool,
 ) -> usize {
     scratch.clear();
@@ -510,7 +551,7 @@ fn partition(
         let left = if b == 0 {
             missing_left
         } else {
-            usize::from(b) <= bin
+            goes_left(usize::from(b))
         };
         if left {
             rows[w] = r;

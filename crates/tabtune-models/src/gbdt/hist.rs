@@ -184,8 +184,30 @@ impl SplitRules {
     }
 }
 
-/// A split of a node: bins `1..=bin` go left, the others right; missing values go left when
-/// `missing_left`.
+/// A set of bins (0..=255) as a bitset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BinSet(pub [u64; 4]);
+
+impl BinSet {
+    /// Adds a bin.
+    pub fn insert(&mut self, b: usize) {
+        self.0[b / 64] |= 1 << (b % 64);
+    }
+
+    /// Whether the set holds a bin.
+    #[inline]
+    pub fn contains(&self, b: usize) -> bool {
+        self.0[b / 64] & (1 << (b % 64)) != 0
+    }
+
+    /// The bins, increasing.
+    pub fn bins(&self) -> Vec<usize> {
+        (0..256).filter(|&b| self.contains(b)).collect()
+    }
+}
+
+/// A split of a node: for a numeric feature bins `1..=bin` go left, for a categorical one the
+/// bins in `categories`; missing values go left when `missing_left`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Split {
     /// Feature index.
@@ -200,6 +222,8 @@ pub struct Split {
     pub left: Stats,
     /// Sums of the right child.
     pub right: Stats,
+    /// For a categorical feature, the bins that go left (`bin` is then unused).
+    pub categories: Option<BinSet>,
 }
 
 /// The best split of one feature, trying both directions for missing values.
@@ -276,21 +300,104 @@ pub fn best_split_of_feature(
         gain,
         left,
         right,
+        categories: None,
+    })
+}
+
+/// Smoothing of the gradient ratio that orders categories (LightGBM's `cat_smooth`).
+const CAT_SMOOTH: f64 = 10.0;
+
+/// The best split of a categorical feature: its non-empty categories sorted by
+/// `G / (H + cat_smooth)`, then the best prefix of that order goes left (the optimal partition
+/// for a convex loss, found in linear time, as in LightGBM).
+pub fn best_categorical_split(
+    bins: &[Stats],
+    feature: usize,
+    total: Stats,
+    rules: &SplitRules,
+) -> Option<Split> {
+    let mut order: Vec<usize> = (1..bins.len()).filter(|&b| bins[b].n > 0.0).collect();
+    if order.len() < 2 {
+        return None;
+    }
+    order.sort_by(|&a, &b| {
+        let ra = bins[a].g / (bins[a].h + CAT_SMOOTH);
+        let rb = bins[b].g / (bins[b].h + CAT_SMOOTH);
+        ra.total_cmp(&rb).then(a.cmp(&b))
+    });
+    let missing = bins[0];
+    let ok = |s: Stats| s.n >= rules.min_data_in_leaf && s.h >= rules.min_child_weight;
+    let mut best: Option<(f64, usize, bool)> = None;
+    let mut left = Stats::default();
+    for (j, &b) in order.iter().enumerate().take(order.len() - 1) {
+        left = left.plus(bins[b]);
+        let dirs: &[bool] = if missing.n > 0.0 {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &missing_left in dirs {
+            let l = if missing_left {
+                left.plus(missing)
+            } else {
+                left
+            };
+            let r = total.minus(l);
+            if ok(l) && ok(r) {
+                let s = rules.score(l) + rules.score(r);
+                if best.is_none_or(|(g, _, _)| s > g) {
+                    best = Some((s, j, missing_left));
+                }
+            }
+        }
+    }
+    let (score, j, missing_left) = best?;
+    let mut set = BinSet::default();
+    let mut left = Stats::default();
+    for &b in &order[..=j] {
+        set.insert(b);
+        left = left.plus(bins[b]);
+    }
+    if missing_left {
+        left = left.plus(missing);
+    }
+    let right = total.minus(left);
+    let missing_left = if missing.n > 0.0 {
+        missing_left
+    } else {
+        left.n >= right.n
+    };
+    let gain = 0.5 * (score - rules.score(total)) - rules.gamma;
+    Some(Split {
+        feature,
+        bin: 0,
+        missing_left,
+        gain,
+        left,
+        right,
+        categories: Some(set),
     })
 }
 
 /// The best split over `features` of a node with histogram `hist`, if any has positive gain.
+/// `categorical[f]` marks the categorical features.
 pub fn best_split(
     hist: &[Stats],
     layout: &Layout,
     features: &[usize],
+    categorical: &[bool],
     total: Stats,
     rules: &SplitRules,
 ) -> Option<Split> {
     let mut best: Option<Split> = None;
     for &f in features {
         let bins = &hist[layout.offsets[f]..layout.offsets[f] + layout.n_bins[f]];
-        if let Some(s) = best_split_of_feature(bins, f, total, rules)
+        let found = if categorical[f] {
+            best_categorical_split(bins, f, total, rules)
+        } else {
+            best_split_of_feature(bins, f, total, rules)
+        };
+        if let Some(s) = found
             && s.gain > 0.0
             && best.is_none_or(|b| s.gain > b.gain)
         {
@@ -387,6 +494,7 @@ mod tests {
                     total: 3
                 },
                 &[0],
+                &[false],
                 total,
                 &gamma
             )
@@ -400,6 +508,26 @@ mod tests {
         // T(-4) = -3, leaf = 3 / (2 + 1) = 1.
         assert!((l1.leaf_value(stat(-4.0, 2.0, 2.0)) - 1.0).abs() < 1e-12);
         assert!(l1.leaf_value(stat(0.5, 2.0, 2.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn categorical_split_groups_categories_by_gradient() {
+        // Categories 1 and 3 pull down (g < 0), 2 and 4 up: the best partition is {1, 3} | {2, 4}.
+        let bins = [
+            stat(0.0, 0.0, 0.0),
+            stat(-5.0, 2.0, 2.0),
+            stat(4.0, 2.0, 2.0),
+            stat(-6.0, 2.0, 2.0),
+            stat(5.0, 2.0, 2.0),
+        ];
+        let total = bins.iter().fold(Stats::default(), |a, b| a.plus(*b));
+        let s = best_categorical_split(&bins, 0, total, &rules()).expect("a split");
+        let set = s.categories.expect("a category set");
+        assert_eq!(set.bins(), vec![1, 3]);
+        assert_eq!((s.left.g, s.right.g), (-11.0, 9.0));
+        // No ordered threshold can do this: numeric search on the same bins gains less.
+        let numeric = best_split_of_feature(&bins, 0, total, &rules()).expect("numeric");
+        assert!(s.gain > numeric.gain);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod binning;
 mod booster;
+mod ctr;
 mod grow;
 mod hist;
 mod objective;
@@ -12,6 +13,7 @@ mod tree;
 pub use binning::{BinMapper, Binned};
 pub(crate) use booster::check_data as check_labelled;
 pub use booster::{Control, GBDT_FORMAT, GBDT_FORMAT_VERSION, GbdtModel, Labelled, argmax};
+pub use ctr::TargetStats;
 pub use hist::{GradPair, Split, SplitRules, Stats};
 pub use objective::{log_loss, softmax};
 pub use params::{GbdtParams, GbdtValid, Growth};

@@ -59,6 +59,11 @@ pub struct GbdtParams {
     pub threads: usize,
     /// Treat NaN features as missing values (learned direction) instead of rejecting them.
     pub allow_missing: bool,
+    /// Indices of the features that hold categorical level codes (0, 1, ...; negative =
+    /// unknown). Leaf-wise and depth-wise trees split them into category sets; oblivious trees
+    /// see them as ordered target statistics. Set by the trainer from the feature matrix.
+    #[serde(default)]
+    pub categorical: Vec<usize>,
 }
 
 impl GbdtParams {
@@ -84,6 +89,7 @@ impl GbdtParams {
             seed: 42,
             threads: 0,
             allow_missing: false,
+            categorical: Vec::new(),
         }
     }
 

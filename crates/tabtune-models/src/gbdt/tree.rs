@@ -24,6 +24,25 @@ pub enum Node {
         /// Loss reduction of the split.
         gain: f32,
     },
+    /// Rows whose category code is in `left_values` (bins in `left_bins`) go to `left`, other
+    /// known and unseen codes to `right`; missing values (NaN, negative codes) go to `left`
+    /// when `missing_left`.
+    Category {
+        /// Feature index.
+        feature: u32,
+        /// Level codes that go left, increasing.
+        left_values: Vec<f32>,
+        /// The same as bins.
+        left_bins: super::hist::BinSet,
+        /// Direction of missing values.
+        missing_left: bool,
+        /// Left child index.
+        left: u32,
+        /// Right child index.
+        right: u32,
+        /// Loss reduction of the split.
+        gain: f32,
+    },
     /// A leaf with its output value (learning rate applied).
     Leaf {
         /// Output.
@@ -61,6 +80,22 @@ impl Tree {
                     };
                     i = if go_left { *left } else { *right } as usize;
                 }
+                Node::Category {
+                    feature,
+                    left_values,
+                    missing_left,
+                    left,
+                    right,
+                    ..
+                } => {
+                    let v = row[*feature as usize];
+                    let go_left = if v.is_nan() || v < 0.0 {
+                        *missing_left
+                    } else {
+                        left_values.binary_search_by(|c| c.total_cmp(&v)).is_ok()
+                    };
+                    i = if go_left { *left } else { *right } as usize;
+                }
             }
         }
     }
@@ -83,6 +118,22 @@ impl Tree {
                     let go_left = if b == 0 { *missing_left } else { b <= *bin };
                     i = if go_left { *left } else { *right } as usize;
                 }
+                Node::Category {
+                    feature,
+                    left_bins,
+                    missing_left,
+                    left,
+                    right,
+                    ..
+                } => {
+                    let b = bin_of(*feature as usize);
+                    let go_left = if b == 0 {
+                        *missing_left
+                    } else {
+                        left_bins.contains(usize::from(b))
+                    };
+                    i = if go_left { *left } else { *right } as usize;
+                }
             }
         }
     }
@@ -100,7 +151,7 @@ impl Tree {
         fn depth(nodes: &[Node], i: usize) -> usize {
             match &nodes[i] {
                 Node::Leaf { .. } => 0,
-                Node::Split { left, right, .. } => {
+                Node::Split { left, right, .. } | Node::Category { left, right, .. } => {
                     1 + depth(nodes, *left as usize).max(depth(nodes, *right as usize))
                 }
             }

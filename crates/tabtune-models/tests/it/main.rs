@@ -482,3 +482,107 @@ mod forest {
 fn accuracy_of(pred: &[u32], y: &[u32]) -> f64 {
     pred.iter().zip(y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64
 }
+
+mod categorical {
+    use ndarray::Array2;
+    use tabtune_models::gbdt::{GbdtModel, GbdtParams, Growth, Labelled, Node};
+
+    use super::names;
+
+    /// Column 0 holds level codes 0..8 (−1 = unknown); the class is 1 exactly for codes
+    /// {1, 4, 6}, which no single threshold on the code separates. Column 1 is noise.
+    fn data(n: usize) -> (Array2<f32>, Vec<u32>) {
+        let mut x = Array2::<f32>::zeros((n, 2));
+        let mut y = Vec::with_capacity(n);
+        for i in 0..n {
+            let code = (i * 7 % 9) as f32;
+            x[[i, 0]] = code;
+            x[[i, 1]] = (i % 13) as f32;
+            y.push(u32::from([1.0, 4.0, 6.0].contains(&code)));
+        }
+        (x, y)
+    }
+
+    fn params(growth: Growth) -> GbdtParams {
+        let mut p = GbdtParams::new(growth);
+        p.rounds = 30;
+        p.learning_rate = 0.3;
+        p.min_data_in_leaf = 5;
+        p.categorical = vec![0];
+        p
+    }
+
+    #[test]
+    fn one_category_split_separates_an_interleaved_set() {
+        let (x, y) = data(900);
+        let mut p = params(Growth::DepthWise);
+        p.max_depth = 1;
+        let m = p
+            .fit(&names(2), 2, Labelled { x: x.view(), y: &y }, None)
+            .expect("fits");
+        let Node::Category {
+            feature,
+            left_values,
+            ..
+        } = &m.trees[0][0].nodes[0]
+        else {
+            panic!(
+                "the root splits on the category set: {:?}",
+                m.trees[0][0].nodes[0]
+            );
+        };
+        assert_eq!(*feature, 0);
+        let set: Vec<f32> = left_values.clone();
+        assert!(
+            set == vec![1.0, 4.0, 6.0] || set == vec![0.0, 2.0, 3.0, 5.0, 7.0, 8.0],
+            "{set:?}"
+        );
+        let pred = m.predict(x.view()).expect("predicts");
+        assert_eq!(pred, y, "depth-1 trees on the category set are exact");
+        // Unseen and unknown codes follow the learned directions without error.
+        let odd = ndarray::array![[42.0f32, 1.0], [-1.0, 2.0]];
+        assert_eq!(m.predict(odd.view()).expect("predicts").len(), 2);
+    }
+
+    #[test]
+    fn oblivious_trees_use_ordered_target_statistics() {
+        let (x, y) = data(900);
+        let m = params(Growth::Oblivious)
+            .fit(&names(2), 2, Labelled { x: x.view(), y: &y }, None)
+            .expect("fits");
+        assert_eq!(m.target_stats.len(), 1);
+        assert_eq!(m.target_stats[0].levels.len(), 9);
+        let acc = m
+            .predict(x.view())
+            .expect("predicts")
+            .iter()
+            .zip(&y)
+            .filter(|(a, b)| a == b)
+            .count();
+        assert_eq!(acc, y.len(), "the statistic separates the classes");
+        assert!(
+            m.importance_gain[0] > 0.0 && m.importance_gain.len() == 2,
+            "importance folds back"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.json");
+        m.save(&path).expect("saves");
+        let back = GbdtModel::load(&path).expect("loads");
+        assert_eq!(
+            back.predict_proba(x.view()).expect("a"),
+            m.predict_proba(x.view()).expect("b")
+        );
+    }
+
+    #[test]
+    fn categorical_indices_are_checked() {
+        let (x, y) = data(60);
+        let mut p = params(Growth::LeafWise);
+        p.categorical = vec![5];
+        let m = p
+            .fit(&names(2), 2, Labelled { x: x.view(), y: &y }, None)
+            .expect_err("index")
+            .to_string();
+        assert!(m.contains("`categorical` = 5"), "{m}");
+    }
+}
