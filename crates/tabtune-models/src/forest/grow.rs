@@ -5,7 +5,7 @@ use tabtune_features::rng::SplitMix64;
 
 use super::model::{ClassNode, ClassTree};
 use super::params::Criterion;
-use crate::gbdt::{BinMapper, Binned};
+use crate::gbdt::{BinMapper, Binned, partition};
 
 /// What one tree is grown with.
 pub struct TreeSettings {
@@ -172,7 +172,7 @@ pub fn grow(
             &mut rows[p.start..p.end],
             &mut scratch,
             column,
-            best.bin,
+            |b| b <= best.bin,
             best.missing_left,
         );
         let mid = p.start + n_left;
@@ -383,34 +383,6 @@ fn best_split(
         }
     }
     best
-}
-
-/// Stable partition of `rows` by a split; returns the number of rows going left.
-fn partition(
-    rows: &mut [u32],
-    scratch: &mut Vec<u32>,
-    column: &[u8],
-    bin: usize,
-    missing_left: bool,
-) -> usize {
-    scratch.clear();
-    let mut w = 0;
-    for i in 0..rows.len() {
-        let r = rows[i];
-        let b = column[r as usize];
-        if if b == 0 {
-            missing_left
-        } else {
-            usize::from(b) <= bin
-        } {
-            rows[w] = r;
-            w += 1;
-        } else {
-            scratch.push(r);
-        }
-    }
-    rows[w..].copy_from_slice(scratch);
-    w
 }
 
 #[cfg(test)]

@@ -536,7 +536,7 @@ fn can_split(settings: &GrowSettings, o: &Open) -> bool {
 
 /// Stable partition of `rows` by a split (`goes_left(bin)` for non-missing bins); returns the
 /// number of rows going left.
-fn partition(
+pub(crate) fn partition(
     rows: &mut [u32],
     scratch: &mut Vec<u32>,
     column: &[u8],

@@ -14,6 +14,7 @@ pub use binning::{BinMapper, Binned};
 pub(crate) use booster::check_data as check_labelled;
 pub use booster::{Control, GBDT_FORMAT, GBDT_FORMAT_VERSION, GbdtModel, Labelled, argmax};
 pub use ctr::TargetStats;
+pub(crate) use grow::partition;
 pub use hist::{GradPair, Split, SplitRules, Stats};
 pub use objective::{log_loss, softmax};
 pub use params::{GbdtParams, GbdtValid, Growth};

@@ -586,3 +586,24 @@ mod categorical {
         assert!(m.contains("`categorical` = 5"), "{m}");
     }
 }
+
+#[test]
+fn class_weights_shift_predictions_towards_the_heavier_class() {
+    let (x, y) = three_classes(1200, 21);
+    let share_of_1 = |weights: Vec<f64>| {
+        let mut p = GbdtParams::new(Growth::LeafWise);
+        p.rounds = 20;
+        p.class_weights = weights;
+        let m = p
+            .fit(&names(4), 3, Labelled { x: x.view(), y: &y }, None)
+            .expect("fits");
+        let proba = m.predict_proba(x.view()).expect("predicts");
+        proba.column(1).sum() / x.nrows() as f64
+    };
+    let plain = share_of_1(vec![1.0, 1.0, 1.0]);
+    let heavy = share_of_1(vec![1.0, 10.0, 1.0]);
+    assert!(
+        heavy > plain + 0.02,
+        "weighting class 1 raises its mean probability: {plain} -> {heavy}"
+    );
+}
