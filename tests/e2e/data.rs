@@ -236,3 +236,39 @@ fn fetch_verifies_present_files_and_explains_offline() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no source named `nope`"));
 }
+
+#[test]
+fn log_lines_can_be_json_for_machines() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("t.csv");
+    std::fs::write(&path, synthetic_obesity_csv(20, 4)).expect("write");
+    let out = tabtune(tmp.path())
+        .args([
+            "--log-format",
+            "json",
+            "data",
+            "describe",
+            "--json",
+            "--input",
+        ])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("rows read"))
+        .expect("a log line about the load");
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(v["level"], "INFO");
+    let quiet = tabtune(tmp.path())
+        .args(["-q", "data", "describe", "--input"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&quiet.stderr).trim().is_empty(),
+        "-q hides info lines"
+    );
+}

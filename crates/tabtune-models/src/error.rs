@@ -55,3 +55,11 @@ impl ModelError {
         }
     }
 }
+
+/// Parses a `--param NAME=VALUE` value, naming the parameter and what it expects on failure.
+pub(crate) fn parse_param<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ModelError::param(name, value, what))
+}

@@ -9,5 +9,6 @@
 mod error;
 pub mod forest;
 pub mod gbdt;
+mod saved;
 
 pub use error::{ModelError, Result};

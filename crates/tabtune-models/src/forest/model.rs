@@ -191,41 +191,12 @@ impl ForestModel {
 
     /// Writes the model as JSON, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec(self).expect("a model always serializes");
-        tabtune_features::io::write_bytes_atomic(path, &json).map_err(|e| ModelError::Load {
-            path: path.to_owned(),
-            message: format!("cannot write: {e}"),
-        })
+        crate::saved::save(self, path)
     }
 
     /// Reads a model written by [`ForestModel::save`], checking format and version.
     pub fn load(path: &Path) -> Result<Self> {
-        let err = |message: String| ModelError::Load {
-            path: path.to_owned(),
-            message,
-        };
-        let text = std::fs::read(path).map_err(|e| ModelError::Io {
-            path: path.to_owned(),
-            source: e,
-        })?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
-        if value.get("format").and_then(serde_json::Value::as_str) != Some(FOREST_FORMAT) {
-            return Err(err(format!("not a {FOREST_FORMAT} model")));
-        }
-        match value
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-        {
-            Some(v) if v == u64::from(FOREST_FORMAT_VERSION) => {}
-            other => {
-                return Err(err(format!(
-                    "format version {}, this tabtune reads version {FOREST_FORMAT_VERSION}",
-                    other.map_or_else(|| "missing".to_owned(), |v| v.to_string())
-                )));
-            }
-        }
-        serde_json::from_value(value).map_err(|e| err(format!("invalid model: {e}")))
+        crate::saved::load(path, FOREST_FORMAT, FOREST_FORMAT_VERSION)
     }
 }
 

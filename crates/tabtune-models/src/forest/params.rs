@@ -80,12 +80,7 @@ impl ForestParams {
 
     /// Sets one parameter from its command-line name and text value.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
-        fn parse<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> Result<T> {
-            value
-                .trim()
-                .parse()
-                .map_err(|_| ModelError::param(name, value, what))
-        }
+        use crate::error::parse_param as parse;
         match name {
             "n_trees" | "n_estimators" | "rounds" => {
                 self.n_trees = parse(name, value, "an integer ≥ 1")?;

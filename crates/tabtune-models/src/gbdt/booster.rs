@@ -21,6 +21,9 @@ pub const GBDT_FORMAT: &str = "tabtune-gbdt";
 /// Version of the saved format; bumped on every incompatible change.
 pub const GBDT_FORMAT_VERSION: u32 = 1;
 
+/// Rows per parallel block in batch prediction.
+const BLOCK: usize = 256;
+
 /// Features and labels.
 #[derive(Clone, Copy, Debug)]
 pub struct Labelled<'a> {
@@ -142,21 +145,44 @@ impl GbdtModel {
                 x.ncols()
             )));
         }
+        // Blocks of rows in parallel; within a block, tree by tree, so that one tree's nodes stay
+        // in cache while every row of the block passes through it.
         let k = self.n_outputs();
-        let mut out = Array2::<f64>::zeros((x.nrows(), k));
-        let rows: Vec<Vec<f64>> = (0..x.nrows())
+        let width = x.ncols()
+            + self
+                .target_stats
+                .iter()
+                .map(|s| s.classes.len())
+                .sum::<usize>();
+        let blocks: Vec<Vec<f64>> = (0..x.nrows().div_ceil(BLOCK))
             .into_par_iter()
-            .map(|i| {
-                let row: Vec<f32> = x.row(i).to_vec();
-                self.raw_row(&row)
+            .map(|block| {
+                let rows = block * BLOCK..((block + 1) * BLOCK).min(x.nrows());
+                let mut features = Vec::with_capacity(rows.len() * width);
+                for i in rows.clone() {
+                    let start = features.len();
+                    features.extend(x.row(i).iter().copied());
+                    for s in &self.target_stats {
+                        let v = features[start + s.feature];
+                        s.apply(v, &mut features);
+                    }
+                }
+                let mut scores: Vec<f64> = Vec::with_capacity(rows.len() * k);
+                for _ in rows.clone() {
+                    scores.extend_from_slice(&self.init);
+                }
+                for round in &self.trees {
+                    for (out, tree) in round.iter().enumerate() {
+                        for (r, row) in features.chunks_exact(width).enumerate() {
+                            scores[r * k + out] += f64::from(tree.predict_row(row));
+                        }
+                    }
+                }
+                scores
             })
             .collect();
-        for (i, r) in rows.into_iter().enumerate() {
-            for (j, v) in r.into_iter().enumerate() {
-                out[[i, j]] = v;
-            }
-        }
-        Ok(out)
+        let flat: Vec<f64> = blocks.into_iter().flatten().collect();
+        Ok(Array2::from_shape_vec((x.nrows(), k), flat).expect("one score per row and output"))
     }
 
     fn raw_row(&self, row: &[f32]) -> Vec<f64> {
@@ -220,46 +246,19 @@ impl GbdtModel {
 
     /// Writes the model as JSON, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec(self).expect("a model always serializes");
-        tabtune_features::io::write_bytes_atomic(path, &json).map_err(|e| ModelError::Load {
-            path: path.to_owned(),
-            message: format!("cannot write: {e}"),
-        })
+        crate::saved::save(self, path)
     }
 
     /// Reads a model written by [`GbdtModel::save`], checking format and version.
     pub fn load(path: &Path) -> Result<Self> {
-        let err = |message: String| ModelError::Load {
-            path: path.to_owned(),
-            message,
-        };
-        let text = std::fs::read(path).map_err(|e| ModelError::Io {
-            path: path.to_owned(),
-            source: e,
-        })?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
-        if value.get("format").and_then(serde_json::Value::as_str) != Some(GBDT_FORMAT) {
-            return Err(err(format!("not a {GBDT_FORMAT} model")));
-        }
-        match value
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-        {
-            Some(v) if v == u64::from(GBDT_FORMAT_VERSION) => {}
-            other => {
-                return Err(err(format!(
-                    "format version {}, this tabtune reads version {GBDT_FORMAT_VERSION}",
-                    other.map_or_else(|| "missing".to_owned(), |v| v.to_string())
-                )));
-            }
-        }
-        let model: Self =
-            serde_json::from_value(value).map_err(|e| err(format!("invalid model: {e}")))?;
+        let model: Self = crate::saved::load(path, GBDT_FORMAT, GBDT_FORMAT_VERSION)?;
         if model.init.len() != model.n_outputs()
             || model.trees.iter().any(|r| r.len() != model.n_outputs())
         {
-            return Err(err("the trees do not match the number of classes".into()));
+            return Err(ModelError::Load {
+                path: path.to_owned(),
+                message: "the trees do not match the number of classes".into(),
+            });
         }
         Ok(model)
     }

@@ -257,27 +257,11 @@ impl<'a> Grower<'a> {
         let left_can = can_split(settings, &left);
         let right_can = can_split(settings, &right);
         if left_can || right_can {
-            let mut parent_hist = parent
+            let parent_hist = parent
                 .hist
                 .take()
                 .expect("a splittable leaf has a histogram");
-            let (small, large) = if left.end - left.start <= right.end - right.start {
-                (&mut left, &mut right)
-            } else {
-                (&mut right, &mut left)
-            };
-            let mut small_hist = self.buffer();
-            build(
-                &mut small_hist,
-                self.layout,
-                self.binned,
-                &rows[small.start..small.end],
-                grad,
-                small.stats,
-            );
-            subtract(&mut parent_hist, &small_hist);
-            small.hist = Some(small_hist);
-            large.hist = Some(parent_hist);
+            self.child_histograms(parent_hist, &mut left, &mut right, rows, grad);
             for child in [&mut left, &mut right] {
                 if can_split(settings, child) {
                     let node_features = sample(features, settings.colsample_bynode, rng);
@@ -302,6 +286,36 @@ impl<'a> Grower<'a> {
             self.recycle(h);
         }
         (left, right)
+    }
+
+    /// The children's histograms: the smaller child's is built from its rows, the larger one's
+    /// is the parent's minus it (reusing the parent's buffer).
+    fn child_histograms(
+        &mut self,
+        mut parent_hist: Vec<Stats>,
+        left: &mut Open,
+        right: &mut Open,
+        rows: &[u32],
+        grad: &[GradPair],
+    ) {
+        let (small, large) = if left.end - left.start <= right.end - right.start {
+            (left, right)
+        } else {
+            (right, left)
+        };
+        let mut small_hist = self.buffer();
+        let small_rows = &rows[small.start..small.end];
+        build(
+            &mut small_hist,
+            self.layout,
+            self.binned,
+            small_rows,
+            grad,
+            small.stats,
+        );
+        subtract(&mut parent_hist, &small_hist);
+        small.hist = Some(small_hist);
+        large.hist = Some(parent_hist);
     }
 
     /// Partitions the parent's rows and turns its node into a split with two leaf children.
@@ -425,24 +439,8 @@ impl<'a> Grower<'a> {
                     let h = o.hist.take();
                     self.recycle(h);
                 } else {
-                    let mut parent_hist = o.hist.take().expect("checked above");
-                    let (small, large) = if l.end - l.start <= r.end - r.start {
-                        (&mut l, &mut r)
-                    } else {
-                        (&mut r, &mut l)
-                    };
-                    let mut small_hist = self.buffer();
-                    build(
-                        &mut small_hist,
-                        self.layout,
-                        self.binned,
-                        &rows[small.start..small.end],
-                        grad,
-                        small.stats,
-                    );
-                    subtract(&mut parent_hist, &small_hist);
-                    small.hist = Some(small_hist);
-                    large.hist = Some(parent_hist);
+                    let parent_hist = o.hist.take().expect("checked above");
+                    self.child_histograms(parent_hist, &mut l, &mut r, rows, grad);
                 }
                 next.push(l);
                 next.push(r);

@@ -95,12 +95,7 @@ impl GbdtParams {
 
     /// Sets one parameter from its command-line name and text value.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
-        fn parse<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> Result<T> {
-            value
-                .trim()
-                .parse()
-                .map_err(|_| ModelError::param(name, value, what))
-        }
+        use crate::error::parse_param as parse;
         match name {
             "rounds" | "n_estimators" | "iterations" => {
                 self.rounds = parse(name, value, "an integer ≥ 1")?;
