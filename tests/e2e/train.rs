@@ -33,6 +33,23 @@ fn train_each_gbdt_style_with_cv_on_the_real_data() {
         assert!(v["accuracy_std"].as_f64().expect("std") >= 0.0);
         assert!(v["logloss_mean"].as_f64().expect("logloss") < 0.5);
         assert!(v["seconds"].as_f64().expect("seconds") > 0.0);
+        let importance = v["importance"].as_array().expect("importance");
+        assert_eq!(importance.len(), 51, "one entry per feature");
+        let top = importance[0]["feature"].as_str().expect("name");
+        assert!(
+            [
+                "BMI",
+                "Weight",
+                "DIFF_IBW",
+                "BSA",
+                "Gender=Female",
+                "Gender=Male",
+                "Height",
+                "log1p_Age"
+            ]
+            .contains(&top),
+            "{model}: {top}"
+        );
         let oof = tmp.path().join(format!("reports/oof/obesity-{model}.csv"));
         let text = std::fs::read_to_string(&oof).expect("oof written");
         assert_eq!(text.lines().count(), 16608);

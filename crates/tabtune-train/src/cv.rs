@@ -51,6 +51,8 @@ pub struct CvReport {
     pub oof_fold: Vec<usize>,
     /// Class names.
     pub classes: Vec<String>,
+    /// Feature names with their split gain summed over the folds' models, largest first.
+    pub importance: Vec<(String, f64)>,
 }
 
 /// A model of either family.
@@ -65,6 +67,14 @@ impl Fitted {
             Self::Gbdt(m) => m.predict_proba(x)?,
             Self::Forest(m) => m.predict_proba(x)?,
         })
+    }
+
+    /// Boosting rounds kept, or trees in the forest.
+    fn importance_gain(&self) -> &[f64] {
+        match self {
+            Self::Gbdt(m) => &m.importance_gain,
+            Self::Forest(m) => &m.importance_gain,
+        }
     }
 
     /// Boosting rounds kept, or trees in the forest.
@@ -109,6 +119,7 @@ pub fn cross_validate(
     let mut oof = Array2::<f64>::zeros((table.n_rows(), n_classes));
     let mut oof_fold = vec![0usize; table.n_rows()];
     let mut results = Vec::with_capacity(folds.len());
+    let mut importance: Vec<(String, f64)> = Vec::new();
     for fold in &folds {
         let t = Instant::now();
         let train = table.select_rows(&fold.train);
@@ -146,6 +157,12 @@ pub fn cross_validate(
         let model = fitted.map_err(|e| {
             TrainError::Invalid(format!("repeat {}, fold {}: {e}", fold.repeat, fold.fold))
         })?;
+        if importance.is_empty() {
+            importance = mt.names.iter().map(|n| (n.clone(), 0.0)).collect();
+        }
+        for (slot, gain) in importance.iter_mut().zip(model.importance_gain()) {
+            slot.1 += gain;
+        }
         let proba = model.predict_proba(mv.values.view())?;
         let flat: Vec<f64> = proba.iter().copied().collect();
         let correct = proba
@@ -193,6 +210,10 @@ pub fn cross_validate(
         oof,
         oof_fold,
         classes: spec.schema().classes().to_vec(),
+        importance: {
+            importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+            importance
+        },
     })
 }
 
@@ -272,6 +293,13 @@ mod tests {
                 .all(|r| (r.sum() - 1.0).abs() < 1e-9)
         );
         assert_eq!(report.classes.len(), 7);
+        // The synthetic class is a function of BMI: the engineered BMI leads the importances.
+        assert_eq!(
+            report.importance[0].0,
+            "BMI",
+            "{:?}",
+            &report.importance[..3]
+        );
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
             "oof": oof_path,
             "rows": table.n_rows(),
             "params": params,
+            "importance": report.importance.iter().map(|(n, g)| json!({"feature": n, "gain": g})).collect::<Vec<_>>(),
         }));
     } else {
         let rows: Vec<Vec<String>> = report
@@ -138,6 +139,20 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
             &["repeat", "fold", "accuracy", "logloss", "rounds", "seconds"],
             &rows,
         ));
+        let total: f64 = report.importance.iter().map(|(_, g)| g).sum();
+        let top: Vec<Vec<String>> = report
+            .importance
+            .iter()
+            .take(10)
+            .map(|(n, g)| {
+                vec![
+                    n.clone(),
+                    format!("{:.1}%", 100.0 * g / total.max(f64::MIN_POSITIVE)),
+                ]
+            })
+            .collect();
+        s.push_str("\nTop features (share of split gain over all folds)\n");
+        s.push_str(&output::table(&["feature", "gain"], &top));
         s.push_str(&format!(
             "\naccuracy {:.4} ± {:.4}   logloss {:.4}   {:.1} s\nout-of-fold predictions: {}\n",
             report.accuracy_mean,
