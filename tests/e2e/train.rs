@@ -130,6 +130,64 @@ fn one_hot_free_categoricals_train_with_category_splits() {
 }
 
 #[test]
+fn train_can_save_the_final_model_as_a_bundle() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("t.csv");
+    std::fs::write(&path, synthetic_obesity_csv(210, 8)).expect("write");
+    let v = json_of(
+        tabtune(tmp.path())
+            .args([
+                "train",
+                "--json",
+                "--model",
+                "gbdt-oblivious",
+                "--folds",
+                "3",
+                "--param",
+                "rounds=8",
+            ])
+            .args([
+                "--param",
+                "early_stopping_rounds=3",
+                "--save",
+                "checkpoints/toy",
+                "--input",
+            ])
+            .arg(&path),
+        0,
+    );
+    assert_eq!(v["bundle"], "checkpoints/toy");
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("checkpoints/toy/bundle.json")).expect("bundle"),
+    )
+    .expect("json");
+    assert_eq!(meta["family"], "gbdt-oblivious");
+    assert_eq!(meta["training_data"]["rows"], 210);
+    assert_eq!(
+        meta["training_data"]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
+    assert!(
+        (meta["metrics"]["cv_accuracy_mean"]
+            .as_f64()
+            .expect("metric")
+            - v["accuracy_mean"].as_f64().expect("cv"))
+        .abs()
+            < 1e-12
+    );
+    assert_eq!(
+        meta["params"]["early_stopping_rounds"], 0,
+        "the final model trains the folds' mean best rounds"
+    );
+    for file in ["model.json", "preprocessor.json"] {
+        assert!(
+            meta["files"][file].as_str().is_some_and(|s| s.len() == 64),
+            "{file}"
+        );
+    }
+}
+
+#[test]
 fn train_prints_folds_as_a_table() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("t.csv");

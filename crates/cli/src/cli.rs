@@ -172,6 +172,10 @@ pub struct TrainArgs {
     /// Out-of-fold predictions file [default: reports/oof/<task>-<model>.csv].
     #[arg(long, value_name = "FILE")]
     pub oof: Option<PathBuf>,
+    /// After cross-validation, fit the model on every row and write it as a bundle to this
+    /// folder (for example checkpoints/obesity-lgbm).
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {

@@ -6,9 +6,12 @@
 //! random forest with Gini or entropy and out-of-bag score). Must not depend on the trainer, the tuner or the CLI.
 #![warn(missing_docs)]
 
+mod any;
+pub mod bundle;
 mod error;
 pub mod forest;
 pub mod gbdt;
 mod saved;
 
+pub use any::AnyModel;
 pub use error::{ModelError, Result};

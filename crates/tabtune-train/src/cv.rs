@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use ndarray::Array2;
 use serde::Serialize;
-use tabtune_features::{KFold, PreprocessorSpec, Table};
+use tabtune_features::{FeatureMatrix, KFold, Preprocessor, PreprocessorSpec, Table};
+use tabtune_models::AnyModel;
 use tabtune_models::forest::ForestModel;
 use tabtune_models::gbdt::{Control, GbdtModel, Labelled, argmax, log_loss};
 
@@ -55,35 +56,56 @@ pub struct CvReport {
     pub importance: Vec<(String, f64)>,
 }
 
-/// A model of either family.
-enum Fitted {
-    Gbdt(GbdtModel),
-    Forest(ForestModel),
+/// Fits a model of `params`' family on a feature matrix. A GBDT learns which columns are
+/// categorical from the matrix; `early` is its early-stopping set when
+/// `early_stopping_rounds > 0`.
+fn fit_model(
+    params: &ModelParams,
+    m: &FeatureMatrix,
+    early: Option<Labelled<'_>>,
+    n_classes: usize,
+) -> tabtune_models::Result<AnyModel> {
+    let y = m
+        .target
+        .as_deref()
+        .expect("training matrices have the target");
+    let train = Labelled {
+        x: m.values.view(),
+        y,
+    };
+    match params {
+        ModelParams::Gbdt(p) => {
+            let mut p = p.clone();
+            p.categorical.clone_from(&m.categorical);
+            let early = early.filter(|_| p.early_stopping_rounds > 0);
+            GbdtModel::fit(
+                &p.check(n_classes)?,
+                &m.names,
+                n_classes,
+                train,
+                early,
+                &mut |_, _| Control::Continue,
+            )
+            .map(AnyModel::Gbdt)
+        }
+        ModelParams::Forest(p) => {
+            ForestModel::fit(&p.check()?, &m.names, n_classes, train).map(AnyModel::Forest)
+        }
+    }
 }
 
-impl Fitted {
-    fn predict_proba(&self, x: ndarray::ArrayView2<'_, f32>) -> Result<Array2<f64>> {
-        Ok(match self {
-            Self::Gbdt(m) => m.predict_proba(x)?,
-            Self::Forest(m) => m.predict_proba(x)?,
-        })
-    }
-
-    /// Boosting rounds kept, or trees in the forest.
-    fn importance_gain(&self) -> &[f64] {
-        match self {
-            Self::Gbdt(m) => &m.importance_gain,
-            Self::Forest(m) => &m.importance_gain,
-        }
-    }
-
-    /// Boosting rounds kept, or trees in the forest.
-    fn rounds(&self) -> usize {
-        match self {
-            Self::Gbdt(m) => m.trees.len(),
-            Self::Forest(m) => m.trees.len(),
-        }
-    }
+/// Fits the preprocessor and a model on every row of `table` (the final model after
+/// cross-validation; GBDT early stopping does not apply without a validation set).
+pub fn fit_all(
+    table: &Table,
+    spec: &PreprocessorSpec,
+    params: &ModelParams,
+) -> Result<(Preprocessor, AnyModel)> {
+    let n_classes = spec.schema().classes().len();
+    let pre = spec.fit(table)?;
+    let m = pre.transform(table)?;
+    let model = fit_model(params, &m, None, n_classes)?;
+    Ok((pre, model))
 }
 
 /// Cross-validates `params` on `table` with `kfold` splits. For every fold the preprocessor
@@ -128,32 +150,11 @@ pub fn cross_validate(
         let (mt, mv) = (pre.transform(&train)?, pre.transform(&valid)?);
         let yt = mt.target.as_deref().expect("the table has the target");
         let yv = mv.target.as_deref().expect("the table has the target");
-        let train_set = Labelled {
-            x: mt.values.view(),
-            y: yt,
+        let early = Labelled {
+            x: mv.values.view(),
+            y: yv,
         };
-        let fitted = match params {
-            ModelParams::Gbdt(p) => {
-                let mut p = p.clone();
-                p.categorical.clone_from(&mt.categorical);
-                let early = (p.early_stopping_rounds > 0).then_some(Labelled {
-                    x: mv.values.view(),
-                    y: yv,
-                });
-                GbdtModel::fit(
-                    &p.check(n_classes)?,
-                    &mt.names,
-                    n_classes,
-                    train_set,
-                    early,
-                    &mut |_, _| Control::Continue,
-                )
-                .map(Fitted::Gbdt)
-            }
-            ModelParams::Forest(p) => {
-                ForestModel::fit(&p.check()?, &mt.names, n_classes, train_set).map(Fitted::Forest)
-            }
-        };
+        let fitted = fit_model(params, &mt, Some(early), n_classes);
         let model = fitted.map_err(|e| {
             TrainError::Invalid(format!("repeat {}, fold {}: {e}", fold.repeat, fold.fold))
         })?;

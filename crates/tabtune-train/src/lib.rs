@@ -12,7 +12,7 @@ mod cv;
 mod error;
 mod family;
 
-pub use cv::{CvReport, FoldResult, cross_validate};
+pub use cv::{CvReport, FoldResult, cross_validate, fit_all};
 pub use error::{Result, TrainError};
 pub use family::{Family, ModelParams};
 pub use tabtune_models::gbdt::argmax;

@@ -1,13 +1,14 @@
 //! `tabtune train`: k-fold cross-validation of one model family.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde_json::json;
-use tabtune_features::io::write_atomic;
-use tabtune_features::{FeaturesError, KFold, PreprocessorSpec, TargetPresence};
-use tabtune_train::{Family, argmax, cross_validate};
+use tabtune_features::io::{sha256_file, write_atomic};
+use tabtune_features::{FeaturesError, KFold, PreprocessorSpec, Table, TargetPresence};
+use tabtune_models::bundle::{Bundle, BundleMeta, TrainingData};
+use tabtune_train::{CvReport, Family, ModelParams, argmax, cross_validate, fit_all};
 
 use crate::cli::TrainArgs;
 use crate::context::Context;
@@ -99,8 +100,16 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
         Ok(())
     })?;
 
+    let bundle = match &args.save {
+        Some(dir) => Some(save_bundle(
+            ctx, args, family, &params, &table, &spec, &report, dir,
+        )?),
+        None => None,
+    };
+
     if ctx.json {
         output::json(&json!({
+            "bundle": bundle,
             "model": family.name(),
             "folds": report.folds.len(),
             "accuracy_mean": report.accuracy_mean,
@@ -161,7 +170,74 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
             report.seconds,
             oof_path.display()
         ));
+        if let Some(b) = &bundle {
+            s.push_str(&format!("bundle (fitted on all rows): {}\n", b.display()));
+        }
         output::text(&s);
     }
     Ok(())
+}
+
+/// Fits the model on every row and writes it as a bundle; returns its folder.
+#[allow(clippy::too_many_arguments)]
+fn save_bundle(
+    ctx: &Context,
+    args: &TrainArgs,
+    family: Family,
+    params: &ModelParams,
+    table: &Table,
+    spec: &PreprocessorSpec,
+    report: &CvReport,
+    dir: &Path,
+) -> Result<PathBuf> {
+    // With early stopping, the final model (no validation set) trains for the folds' mean
+    // best round count.
+    let mut final_params = params.clone();
+    if let ModelParams::Gbdt(p) = &mut final_params
+        && p.early_stopping_rounds > 0
+    {
+        let mean =
+            report.folds.iter().map(|f| f.rounds).sum::<usize>() as f64 / report.folds.len() as f64;
+        p.rounds = (mean.round() as usize).max(1);
+        p.early_stopping_rounds = 0;
+    }
+    let spinner = output::spinner(
+        ctx.progress,
+        format!("{}: fitting on all {} rows", family.name(), table.n_rows()),
+    );
+    let fitted = fit_all(table, spec, &final_params);
+    spinner.finish_and_clear();
+    let (preprocessor, model) = fitted?;
+    let input = ctx.input_path(&args.input);
+    let training_data = TrainingData {
+        file: input.display().to_string(),
+        sha256: sha256_file(&input)?,
+        rows: table.n_rows(),
+    };
+    let name = dir
+        .file_name()
+        .map_or_else(|| "model".to_owned(), |n| n.to_string_lossy().into_owned());
+    let mut meta = BundleMeta::new(
+        &name,
+        family.name(),
+        &preprocessor,
+        serde_json::to_value(&final_params)?,
+        training_data,
+    );
+    meta.metrics
+        .insert("cv_accuracy_mean".into(), report.accuracy_mean);
+    meta.metrics
+        .insert("cv_accuracy_std".into(), report.accuracy_std);
+    meta.metrics
+        .insert("cv_logloss_mean".into(), report.logloss_mean);
+    meta.metrics
+        .insert("cv_folds".into(), report.folds.len() as f64);
+    Bundle {
+        meta,
+        model,
+        preprocessor,
+    }
+    .save(dir)?;
+    tracing::info!("bundle written to {}", dir.display());
+    Ok(dir.to_owned())
 }

@@ -607,3 +607,113 @@ fn class_weights_shift_predictions_towards_the_heavier_class() {
         "weighting class 1 raises its mean probability: {plain} -> {heavy}"
     );
 }
+
+mod bundle {
+    use tabtune_features::io::{LoadOptions, load_table};
+    use tabtune_features::{Config, PreprocessorSpec};
+    use tabtune_models::AnyModel;
+    use tabtune_models::bundle::{Bundle, BundleMeta, TrainingData};
+    use tabtune_models::gbdt::{GbdtParams, Growth, Labelled};
+
+    fn bundle(dir: &std::path::Path) -> (Bundle, ndarray::Array2<f32>) {
+        let path = dir.join("train.csv");
+        std::fs::write(&path, tabtune_test::synthetic_obesity_csv(140, 5)).expect("write");
+        let config = Config::load(&tabtune_test::default_config()).expect("config");
+        let table = load_table(&path, &config.schema, &LoadOptions::default())
+            .expect("valid")
+            .table;
+        let pre = PreprocessorSpec::from_config(&config)
+            .fit(&table)
+            .expect("fits");
+        let m = pre.transform(&table).expect("transforms");
+        let mut p = GbdtParams::new(Growth::LeafWise);
+        p.rounds = 5;
+        let y = m.target.clone().expect("labels");
+        let model = p
+            .fit(
+                &m.names,
+                7,
+                Labelled {
+                    x: m.values.view(),
+                    y: &y,
+                },
+                None,
+            )
+            .expect("fits");
+        let data = TrainingData {
+            file: "train.csv".into(),
+            sha256: "0".repeat(64),
+            rows: 140,
+        };
+        let mut meta = BundleMeta::new(
+            "toy",
+            "gbdt-leafwise",
+            &pre,
+            serde_json::json!({"rounds": 5}),
+            data,
+        );
+        meta.metrics.insert("cv_accuracy_mean".into(), 0.5);
+        (
+            Bundle {
+                meta,
+                model: AnyModel::Gbdt(model),
+                preprocessor: pre,
+            },
+            m.values,
+        )
+    }
+
+    #[test]
+    fn bundles_round_trip_and_refuse_tampering() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (b, x) = bundle(dir.path());
+        let out = dir.path().join("checkpoints/toy");
+        b.save(&out).expect("saves");
+        let back = Bundle::load(&out).expect("loads");
+        assert_eq!(back.model, b.model);
+        assert_eq!(back.preprocessor, b.preprocessor);
+        assert_eq!(back.meta.files.len(), 2);
+        assert_eq!(back.meta.classes.len(), 7);
+        assert!(!back.meta.git_commit.is_empty());
+        let (p, q) = (
+            b.model.predict_proba(x.view()).expect("a"),
+            back.model.predict_proba(x.view()).expect("b"),
+        );
+        assert_eq!(p, q);
+        // Saving again replaces the bundle whole, leaving nothing else behind.
+        b.save(&out).expect("saves again");
+        let siblings: Vec<_> = std::fs::read_dir(out.parent().expect("parent"))
+            .expect("list")
+            .collect();
+        assert_eq!(siblings.len(), 1);
+
+        let model = out.join("model.json");
+        let mut bytes = std::fs::read(&model).expect("read");
+        let at = bytes.iter().position(|&c| c == b'5').expect("a digit");
+        bytes[at] = b'6';
+        std::fs::write(&model, bytes).expect("tamper");
+        let m = Bundle::load(&out).expect_err("tampered").to_string();
+        assert!(
+            m.contains("model.json") && m.contains("does not match") && m.contains("refusing"),
+            "{m}"
+        );
+
+        b.save(&out).expect("saves");
+        let meta = out.join("bundle.json");
+        let text = std::fs::read_to_string(&meta).expect("read");
+        std::fs::write(
+            &meta,
+            text.replacen("\"format_version\": 1", "\"format_version\": 2", 1),
+        )
+        .expect("edit");
+        let m = Bundle::load(&out).expect_err("version").to_string();
+        assert!(
+            m.contains("bundle.json") && m.contains("format version 2"),
+            "{m}"
+        );
+        let m = Bundle::load(&dir.path().join("nowhere"))
+            .expect_err("missing")
+            .to_string();
+        assert!(m.contains("bundle.json: cannot read"), "{m}");
+    }
+}
