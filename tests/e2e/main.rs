@@ -3,6 +3,7 @@
 
 mod data;
 mod features;
+mod predict;
 mod train;
 
 use std::path::{Path, PathBuf};

@@ -63,6 +63,8 @@ pub enum Command {
     Eda(EdaArgs),
     /// Cross-validate one model family; print per-fold metrics; write out-of-fold predictions.
     Train(TrainArgs),
+    /// Predict a file with a model bundle (CSV out; Kaggle submission format with --submission).
+    Predict(PredictArgs),
 }
 
 /// `tabtune data ...`.
@@ -187,4 +189,21 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
             "`{text}`: expected NAME=VALUE, for example learning_rate=0.05"
         )),
     }
+}
+
+/// `tabtune predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Input selection (default: the config's `data.test` file) and validation policy.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Model bundle folder (written by `tabtune train --save`).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Predictions file [default: reports/predictions/<input stem>-<bundle>.csv].
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write only `<id>,<target>` with the predicted class names (Kaggle submission format).
+    #[arg(long)]
+    pub submission: bool,
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use tabtune_features::io::{LoadOptions, Loaded, load_table};
-use tabtune_features::{Config, OnInvalid, TargetPresence};
+use tabtune_features::{Config, OnInvalid, Schema, TargetPresence};
 
 use crate::cli::{GlobalArgs, InputArgs, OnInvalidArg};
 use crate::output;
@@ -57,9 +57,20 @@ impl Context {
             .unwrap_or_else(|| self.config.train_path())
     }
 
-    /// Loads and validates the input, logging the counts.
+    /// Loads and validates the input against the config's schema, logging the counts.
     pub fn load(&self, input: &InputArgs, target: TargetPresence) -> Result<Loaded> {
-        let path = self.input_path(input);
+        self.load_file(&self.input_path(input), input, &self.config.schema, target)
+    }
+
+    /// Loads and validates `path` against `schema` with the input options, logging the counts.
+    pub fn load_file(
+        &self,
+        path: &Path,
+        input: &InputArgs,
+        schema: &Schema,
+        target: TargetPresence,
+    ) -> Result<Loaded> {
+        let path = path.to_owned();
         let rejects = input.rejects.clone().unwrap_or_else(|| {
             let stem = path
                 .file_stem()
@@ -75,7 +86,7 @@ impl Context {
             rejects: Some(rejects),
         };
         let spinner = output::spinner(self.progress, format!("loading {}", path.display()));
-        let loaded = load_table(&path, &self.config.schema, &options);
+        let loaded = load_table(&path, schema, &options);
         spinner.finish_and_clear();
         let loaded = loaded?;
         if loaded.report.invalid_rows > 0 {

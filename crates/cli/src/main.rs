@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tabtune_features::FeaturesError;
+use tabtune_infer::InferError;
+use tabtune_models::ModelError;
 use tabtune_train::TrainError;
 
 use crate::cli::{Cli, Command, DataCommand};
@@ -34,6 +36,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Features(args) => commands::features::run(&ctx, args),
         Command::Eda(args) => commands::eda::run(&ctx, args),
         Command::Train(args) => commands::train::run(&ctx, args),
+        Command::Predict(args) => commands::predict::run(&ctx, args),
     }
 }
 
@@ -48,7 +51,13 @@ fn report(err: &anyhow::Error, json: bool) -> ExitCode {
     let bad_input = features_error.is_some_and(FeaturesError::is_bad_input)
         || err
             .downcast_ref::<TrainError>()
-            .is_some_and(TrainError::is_bad_input);
+            .is_some_and(TrainError::is_bad_input)
+        || err
+            .downcast_ref::<InferError>()
+            .is_some_and(InferError::is_bad_input)
+        || err
+            .downcast_ref::<ModelError>()
+            .is_some_and(ModelError::is_bad_input);
     let mut text = format!("error: {err}");
     for cause in err.chain().skip(1) {
         text.push_str(&format!("\n  caused by: {cause}"));

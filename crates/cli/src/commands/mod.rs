@@ -4,4 +4,5 @@ pub mod describe;
 pub mod eda;
 pub mod features;
 pub mod fetch;
+pub mod predict;
 pub mod train;

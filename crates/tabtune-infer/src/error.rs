@@ -1,0 +1,26 @@
+//! The crate's one error type.
+
+/// Result alias for this crate.
+pub type Result<T, E = InferError> = std::result::Result<T, E>;
+
+/// What can go wrong when predicting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InferError {
+    /// The input data.
+    #[error(transparent)]
+    Features(#[from] tabtune_features::FeaturesError),
+    /// The bundle or the model.
+    #[error(transparent)]
+    Model(#[from] tabtune_models::ModelError),
+}
+
+impl InferError {
+    /// Whether the error is the user's input rather than a runtime failure.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Self::Features(e) => e.is_bad_input(),
+            Self::Model(e) => e.is_bad_input(),
+        }
+    }
+}

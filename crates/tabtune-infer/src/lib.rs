@@ -1,0 +1,11 @@
+//! Inference from tabtune model bundles.
+//!
+//! Owns: loading a bundle for prediction and predicting on raw (unpreprocessed) data with the
+//! bundle's own schema and preprocessor. Must not depend on `tabtune-train` or `tabtune-tune`.
+#![warn(missing_docs)]
+
+mod error;
+mod predictor;
+
+pub use error::{InferError, Result};
+pub use predictor::{Prediction, Predictor, load_bundle};

@@ -1,0 +1,92 @@
+//! A bundle ready to predict on raw data.
+
+use std::path::Path;
+
+use ndarray::Array2;
+use tabtune_features::Table;
+use tabtune_features::io::{LoadOptions, Loaded, load_table};
+use tabtune_models::bundle::Bundle;
+use tabtune_models::gbdt::argmax;
+
+use crate::error::Result;
+
+/// Loads and verifies a bundle (every checksum, the format version).
+pub fn load_bundle(dir: &Path) -> Result<Predictor> {
+    Ok(Predictor {
+        bundle: Bundle::load(dir)?,
+    })
+}
+
+/// Predictions for a table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// Class probabilities, `[n_rows, n_classes]`.
+    pub proba: Array2<f64>,
+    /// The most probable class per row.
+    pub labels: Vec<u32>,
+    /// Row ids, when the input had them.
+    pub ids: Option<Vec<String>>,
+    /// Source row numbers.
+    pub rows: Vec<usize>,
+}
+
+/// A loaded bundle.
+#[derive(Clone, Debug)]
+pub struct Predictor {
+    bundle: Bundle,
+}
+
+impl Predictor {
+    /// The bundle.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// Class names, in label order.
+    pub fn classes(&self) -> &[String] {
+        &self.bundle.meta.classes
+    }
+
+    /// Loads and validates a data file against the bundle's schema (the target may be absent).
+    pub fn load(&self, path: &Path, options: &LoadOptions) -> Result<Loaded> {
+        Ok(load_table(path, &self.bundle.meta.schema, options)?)
+    }
+
+    /// Predicts every row of a validated table.
+    pub fn predict(&self, table: &Table) -> Result<Prediction> {
+        let m = self.bundle.preprocessor.transform(table)?;
+        let proba = self.bundle.model.predict_proba(m.values.view())?;
+        let labels = proba
+            .rows()
+            .into_iter()
+            .map(|r| argmax(r.as_slice().expect("probabilities are in standard layout")))
+            .collect();
+        Ok(Prediction {
+            proba,
+            labels,
+            ids: table.ids.clone(),
+            rows: table.rows.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_bundle_is_bad_input_naming_the_file() {
+        let err = load_bundle(Path::new("no/such/bundle")).expect_err("missing");
+        assert!(err.is_bad_input());
+        assert!(
+            err.to_string().contains("no/such/bundle/bundle.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn predictor_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Predictor>();
+    }
+}
