@@ -4,6 +4,7 @@
 mod data;
 mod features;
 mod predict;
+mod serve;
 mod train;
 
 use std::path::{Path, PathBuf};

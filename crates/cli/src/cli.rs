@@ -65,6 +65,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Predict a file with a model bundle (CSV out; Kaggle submission format with --submission).
     Predict(PredictArgs),
+    /// Serve a model bundle over HTTP (POST /predict, GET /health, /version, /metrics).
+    Serve(ServeArgs),
 }
 
 /// `tabtune data ...`.
@@ -206,4 +208,27 @@ pub struct PredictArgs {
     /// Write only `<id>,<target>` with the predicted class names (Kaggle submission format).
     #[arg(long)]
     pub submission: bool,
+}
+
+/// `tabtune serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Model bundle folder.
+    #[arg(long, value_name = "DIR", env = "TABTUNE_MODEL")]
+    pub model: PathBuf,
+    /// Address to bind (loopback by default; use 0.0.0.0 deliberately).
+    #[arg(long, default_value = "127.0.0.1", env = "TABTUNE_HOST")]
+    pub host: std::net::IpAddr,
+    /// Port (0: any free port; the URL is printed on stderr when ready).
+    #[arg(long, default_value_t = 8080, env = "TABTUNE_PORT")]
+    pub port: u16,
+    /// Worker threads of the HTTP runtime.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Largest request body in bytes (larger: 413).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Predictions running or waiting at once (more: 429).
+    #[arg(long, default_value_t = 64)]
+    pub max_in_flight: usize,
 }

@@ -37,6 +37,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Eda(args) => commands::eda::run(&ctx, args),
         Command::Train(args) => commands::train::run(&ctx, args),
         Command::Predict(args) => commands::predict::run(&ctx, args),
+        Command::Serve(args) => commands::serve::run(&ctx, args),
     }
 }
 

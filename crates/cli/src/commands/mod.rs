@@ -5,4 +5,5 @@ pub mod eda;
 pub mod features;
 pub mod fetch;
 pub mod predict;
+pub mod serve;
 pub mod train;

@@ -1,0 +1,86 @@
+//! `tabtune serve`: a real process, a real client, a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use tabtune_test::synthetic_obesity_csv;
+
+use crate::{json_of, tabtune};
+
+#[test]
+fn serve_prints_its_url_answers_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("t.csv");
+    std::fs::write(&path, synthetic_obesity_csv(140, 2)).expect("write");
+    json_of(
+        tabtune(tmp.path())
+            .args([
+                "train",
+                "--json",
+                "--model",
+                "gbdt-depthwise",
+                "--folds",
+                "2",
+                "--param",
+                "rounds=5",
+                "--save",
+                "b",
+                "--input",
+            ])
+            .arg(&path),
+        0,
+    );
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tabtune"))
+        .current_dir(tmp.path())
+        .args(["--config"])
+        .arg(tabtune_test::default_config())
+        .args(["serve", "--model", "b", "--port", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_once("listening on ")
+                .map(|(_, u)| u.trim().to_owned())
+        })
+        .expect("the URL line");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent.get(&format!("{url}/health")).call().expect("health");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.body_mut().read_to_string().expect("body").contains("ok"));
+    let record = std::fs::read_to_string(&path).expect("csv");
+    let fields: Vec<&str> = record.lines().nth(1).expect("row").split(',').collect();
+    let header: Vec<&str> = tabtune_test::OBESITY_HEADER.split(',').collect();
+    let mut body = serde_json::Map::new();
+    for (h, f) in header.iter().zip(&fields).take(17) {
+        let v = f
+            .parse::<f64>()
+            .map_or_else(|_| serde_json::json!(f), |x| serde_json::json!(x));
+        body.insert(
+            (*h).to_owned(),
+            if *h == "id" { serde_json::json!(f) } else { v },
+        );
+    }
+    let mut r = agent
+        .post(&format!("{url}/predict"))
+        .header("content-type", "application/json")
+        .send(serde_json::Value::Object(body).to_string())
+        .expect("predict");
+    let text = r.body_mut().read_to_string().expect("body");
+    assert_eq!(r.status().as_u16(), 200, "{text}");
+    assert!(text.contains("\"class\""), "{text}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("exits");
+    assert_eq!(exit.code(), Some(0), "a graceful stop");
+}
