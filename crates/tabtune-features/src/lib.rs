@@ -4,7 +4,7 @@
 //! Owns: the config file format (`configs/*.toml`), the [`Schema`], loading CSV/Parquet into a
 //! validated [`Table`] with row-level [`ValidationReport`]s, engineered features ([`engineer`]),
 //! transforms ([`transform`]), the fitted [`Preprocessor`] (JSON), [`KFold`] splits and
-//! [`stats`]. Must not depend on burn, tokio or clap.
+//! [`stats`], and the [`drift`] tests monitoring uses. Must not depend on burn, tokio or clap.
 //!
 //! Cargo features:
 //! - `polars`: Parquet input and output through polars.
@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod drift;
 pub mod engineer;
 mod error;
 #[cfg(feature = "fetch")]
