@@ -36,6 +36,17 @@ pub struct Grown {
     pub splits: Vec<(usize, f64)>,
 }
 
+/// The state of one tree while it grows.
+struct Job<'j> {
+    settings: &'j GrowSettings,
+    rows: &'j mut [u32],
+    grad: &'j [GradPair],
+    features: &'j [usize],
+    rng: SplitMix64,
+    tree: Tree,
+    splits: Vec<(usize, f64)>,
+}
+
 /// A leaf while the tree grows.
 struct Open {
     node: usize,
@@ -93,12 +104,7 @@ impl<'a> Grower<'a> {
         features: &[usize],
         seed: u64,
     ) -> Grown {
-        let mut rng = SplitMix64::new(seed);
         let stats = Stats::of(rows, grad);
-        let mut tree = Tree {
-            nodes: vec![leaf(settings, stats)],
-        };
-        let mut splits = Vec::new();
         let mut root = Open {
             node: 0,
             start: 0,
@@ -108,94 +114,66 @@ impl<'a> Grower<'a> {
             hist: None,
             best: None,
         };
-        let mut done: Vec<Open> = Vec::new();
+        let mut job = Job {
+            settings,
+            rows,
+            grad,
+            features,
+            rng: SplitMix64::new(seed),
+            tree: Tree {
+                nodes: vec![leaf(settings, stats)],
+            },
+            splits: Vec::new(),
+        };
         if can_split(settings, &root) {
             let mut hist = self.buffer();
-            build(&mut hist, self.layout, self.binned, rows, grad, stats);
+            build(&mut hist, self.layout, self.binned, job.rows, grad, stats);
             root.hist = Some(hist);
         }
-        match settings.growth {
-            Growth::Oblivious => {
-                self.grow_oblivious(
-                    settings,
-                    rows,
-                    grad,
-                    features,
-                    &mut rng,
-                    &mut tree,
-                    &mut splits,
-                    root,
-                    &mut done,
-                );
+        let done = match settings.growth {
+            Growth::Oblivious => self.grow_oblivious(&mut job, root),
+            Growth::LeafWise => {
+                root.best = self.best_for(&mut job, &root);
+                self.grow_leafwise(&mut job, vec![root])
             }
-            Growth::LeafWise | Growth::DepthWise => {
-                let node_features = sample(features, settings.colsample_bynode, &mut rng);
-                root.best = root.hist.as_ref().and_then(|h| {
-                    best_split(
-                        h,
-                        self.layout,
-                        &node_features,
-                        &self.categorical,
-                        stats,
-                        &settings.rules,
-                    )
-                });
-                let mut open = vec![root];
-                if settings.growth == Growth::LeafWise {
-                    self.grow_leafwise(
-                        settings,
-                        rows,
-                        grad,
-                        features,
-                        &mut rng,
-                        &mut tree,
-                        &mut splits,
-                        &mut open,
-                    );
-                } else {
-                    self.grow_depthwise(
-                        settings,
-                        rows,
-                        grad,
-                        features,
-                        &mut rng,
-                        &mut tree,
-                        &mut splits,
-                        &mut open,
-                    );
-                }
-                done.append(&mut open);
+            Growth::DepthWise => {
+                root.best = self.best_for(&mut job, &root);
+                self.grow_depthwise(&mut job, vec![root])
             }
-        }
+        };
         let mut leaves = Vec::with_capacity(done.len());
         for o in done {
-            let Node::Leaf { value } = tree.nodes[o.node] else {
+            let Node::Leaf { value } = job.tree.nodes[o.node] else {
                 unreachable!("open nodes are leaves")
             };
             leaves.push((o.start, o.end, value));
             self.recycle(o.hist);
         }
         Grown {
-            tree,
+            tree: job.tree,
             leaves,
-            splits,
+            splits: job.splits,
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn grow_leafwise(
-        &mut self,
-        settings: &GrowSettings,
-        rows: &mut [u32],
-        grad: &[GradPair],
-        features: &[usize],
-        rng: &mut SplitMix64,
-        tree: &mut Tree,
-        splits: &mut Vec<(usize, f64)>,
-        open: &mut Vec<Open>,
-    ) {
+    /// The best split of an open leaf over a per-node sample of the tree's features.
+    fn best_for(&self, job: &mut Job<'_>, o: &Open) -> Option<Split> {
+        let node_features = sample(job.features, job.settings.colsample_bynode, &mut job.rng);
+        let hist = o.hist.as_ref()?;
+        best_split(
+            hist,
+            self.layout,
+            &node_features,
+            &self.categorical,
+            o.stats,
+            &job.settings.rules,
+        )
+    }
+
+    /// Leaf-wise growth: split the open leaf with the largest gain until `num_leaves`.
+    fn grow_leafwise(&mut self, job: &mut Job<'_>, mut open: Vec<Open>) -> Vec<Open> {
         let mut n_leaves = 1;
-        while n_leaves < settings.num_leaves {
+        while n_leaves < job.settings.num_leaves {
             let pick = open
                 .iter()
                 .enumerate()
@@ -203,78 +181,47 @@ impl<'a> Grower<'a> {
                 .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
             let Some((i, _)) = pick else { break };
             let parent = open.swap_remove(i);
-            let (l, r) = self.split(settings, rows, grad, features, rng, tree, splits, parent);
+            let (l, r) = self.split(job, parent);
             open.push(l);
             open.push(r);
             n_leaves += 1;
         }
+        open
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn grow_depthwise(
-        &mut self,
-        settings: &GrowSettings,
-        rows: &mut [u32],
-        grad: &[GradPair],
-        features: &[usize],
-        rng: &mut SplitMix64,
-        tree: &mut Tree,
-        splits: &mut Vec<(usize, f64)>,
-        open: &mut Vec<Open>,
-    ) {
-        let mut level = std::mem::take(open);
+    /// Depth-wise growth: split every leaf with a positive gain, level by level.
+    fn grow_depthwise(&mut self, job: &mut Job<'_>, mut level: Vec<Open>) -> Vec<Open> {
+        let mut done = Vec::new();
         while !level.is_empty() {
             let mut next = Vec::new();
             for o in level {
                 if o.best.is_some() {
-                    let (l, r) = self.split(settings, rows, grad, features, rng, tree, splits, o);
+                    let (l, r) = self.split(job, o);
                     next.push(l);
                     next.push(r);
                 } else {
-                    open.push(o);
+                    done.push(o);
                 }
             }
             level = next;
         }
+        done
     }
 
     /// Splits an open leaf on its best split; returns the two children, with histograms and
     /// best splits where they may split further.
-    #[allow(clippy::too_many_arguments)]
-    fn split(
-        &mut self,
-        settings: &GrowSettings,
-        rows: &mut [u32],
-        grad: &[GradPair],
-        features: &[usize],
-        rng: &mut SplitMix64,
-        tree: &mut Tree,
-        splits: &mut Vec<(usize, f64)>,
-        mut parent: Open,
-    ) -> (Open, Open) {
+    fn split(&mut self, job: &mut Job<'_>, mut parent: Open) -> (Open, Open) {
         let split = parent.best.expect("only leaves with a split are split");
-        let (mut left, mut right) = self.apply_split(settings, rows, tree, splits, &parent, &split);
-        let left_can = can_split(settings, &left);
-        let right_can = can_split(settings, &right);
-        if left_can || right_can {
+        let (mut left, mut right) = self.apply_split(job, &parent, &split);
+        if can_split(job.settings, &left) || can_split(job.settings, &right) {
             let parent_hist = parent
                 .hist
                 .take()
                 .expect("a splittable leaf has a histogram");
-            self.child_histograms(parent_hist, &mut left, &mut right, rows, grad);
+            self.child_histograms(job, parent_hist, &mut left, &mut right);
             for child in [&mut left, &mut right] {
-                if can_split(settings, child) {
-                    let node_features = sample(features, settings.colsample_bynode, rng);
-                    child.best = child.hist.as_ref().and_then(|h| {
-                        best_split(
-                            h,
-                            self.layout,
-                            &node_features,
-                            &self.categorical,
-                            child.stats,
-                            &settings.rules,
-                        )
-                    });
+                if can_split(job.settings, child) {
+                    child.best = self.best_for(job, child);
                 }
                 if child.best.is_none() {
                     let h = child.hist.take();
@@ -292,11 +239,10 @@ impl<'a> Grower<'a> {
     /// is the parent's minus it (reusing the parent's buffer).
     fn child_histograms(
         &mut self,
+        job: &Job<'_>,
         mut parent_hist: Vec<Stats>,
         left: &mut Open,
         right: &mut Open,
-        rows: &[u32],
-        grad: &[GradPair],
     ) {
         let (small, large) = if left.end - left.start <= right.end - right.start {
             (left, right)
@@ -304,13 +250,13 @@ impl<'a> Grower<'a> {
             (right, left)
         };
         let mut small_hist = self.buffer();
-        let small_rows = &rows[small.start..small.end];
+        let small_rows = &job.rows[small.start..small.end];
         build(
             &mut small_hist,
             self.layout,
             self.binned,
             small_rows,
-            grad,
+            job.grad,
             small.stats,
         );
         subtract(&mut parent_hist, &small_hist);
@@ -319,18 +265,10 @@ impl<'a> Grower<'a> {
     }
 
     /// Partitions the parent's rows and turns its node into a split with two leaf children.
-    fn apply_split(
-        &mut self,
-        settings: &GrowSettings,
-        rows: &mut [u32],
-        tree: &mut Tree,
-        splits: &mut Vec<(usize, f64)>,
-        parent: &Open,
-        split: &Split,
-    ) -> (Open, Open) {
+    fn apply_split(&mut self, job: &mut Job<'_>, parent: &Open, split: &Split) -> (Open, Open) {
         let column = self.binned.column(split.feature);
         let n_left = partition(
-            &mut rows[parent.start..parent.end],
+            &mut job.rows[parent.start..parent.end],
             &mut self.scratch,
             column,
             |b| match &split.categories {
@@ -340,18 +278,16 @@ impl<'a> Grower<'a> {
             split.missing_left,
         );
         let mid = parent.start + n_left;
+        let tree = &mut job.tree;
         let left_node = tree.nodes.len();
-        tree.nodes.push(leaf(settings, split.left));
-        tree.nodes.push(leaf(settings, split.right));
+        tree.nodes.push(leaf(job.settings, split.left));
+        tree.nodes.push(leaf(job.settings, split.right));
         let (feature, left, right) = (split.feature as u32, left_node as u32, left_node as u32 + 1);
+        let mapper = &self.mappers[split.feature];
         tree.nodes[parent.node] = match &split.categories {
             Some(set) => Node::Category {
                 feature,
-                left_values: set
-                    .bins()
-                    .into_iter()
-                    .map(|b| self.mappers[split.feature].category(b))
-                    .collect(),
+                left_values: set.bins().into_iter().map(|b| mapper.category(b)).collect(),
                 left_bins: *set,
                 missing_left: split.missing_left,
                 left,
@@ -360,7 +296,7 @@ impl<'a> Grower<'a> {
             },
             None => Node::Split {
                 feature,
-                threshold: self.mappers[split.feature].threshold(split.bin),
+                threshold: mapper.threshold(split.bin),
                 bin: split.bin as u8,
                 missing_left: split.missing_left,
                 left,
@@ -368,7 +304,7 @@ impl<'a> Grower<'a> {
                 gain: split.gain as f32,
             },
         };
-        splits.push((split.feature, split.gain));
+        job.splits.push((split.feature, split.gain));
         let depth = parent.depth + 1;
         let open = |node, start, end, stats| Open {
             node,
@@ -387,32 +323,21 @@ impl<'a> Grower<'a> {
 
     /// Oblivious (symmetric) growth: one split per level, chosen by the summed gain over all
     /// leaves of the level, applied to every leaf.
-    #[allow(clippy::too_many_arguments)]
-    fn grow_oblivious(
-        &mut self,
-        settings: &GrowSettings,
-        rows: &mut [u32],
-        grad: &[GradPair],
-        features: &[usize],
-        rng: &mut SplitMix64,
-        tree: &mut Tree,
-        splits: &mut Vec<(usize, f64)>,
-        root: Open,
-        done: &mut Vec<Open>,
-    ) {
+    fn grow_oblivious(&mut self, job: &mut Job<'_>, root: Open) -> Vec<Open> {
+        let max_depth = job.settings.max_depth;
         let mut level = vec![root];
-        for depth in 0..settings.max_depth {
+        for depth in 0..max_depth {
             if level.iter().any(|o| o.hist.is_none()) {
                 break;
             }
-            let node_features = sample(features, settings.colsample_bynode, rng);
+            let node_features = sample(job.features, job.settings.colsample_bynode, &mut job.rng);
             let Some((feature, bin, missing_left, gain)) =
-                self.best_shared_split(settings, &level, &node_features)
+                self.best_shared_split(job.settings, &level, &node_features)
             else {
                 break;
             };
             let mut next = Vec::with_capacity(level.len() * 2);
-            let last = depth + 1 == settings.max_depth;
+            let last = depth + 1 == max_depth;
             for mut o in level {
                 let bins = {
                     let hist = o.hist.as_ref().expect("checked above");
@@ -425,32 +350,33 @@ impl<'a> Grower<'a> {
                 if missing_left {
                     left_stats = left_stats.plus(bins[0]);
                 }
+                let right = o.stats.minus(left_stats);
                 let split = Split {
                     feature,
                     bin,
                     missing_left,
                     gain,
                     left: left_stats,
-                    right: o.stats.minus(left_stats),
+                    right,
                     categories: None,
                 };
-                let (mut l, mut r) = self.apply_split(settings, rows, tree, splits, &o, &split);
+                let (mut l, mut r) = self.apply_split(job, &o, &split);
                 if last {
                     let h = o.hist.take();
                     self.recycle(h);
                 } else {
                     let parent_hist = o.hist.take().expect("checked above");
-                    self.child_histograms(parent_hist, &mut l, &mut r, rows, grad);
+                    self.child_histograms(job, parent_hist, &mut l, &mut r);
                 }
                 next.push(l);
                 next.push(r);
             }
             // Only the first split of a level counts once in the importances.
             let n = next.len() / 2;
-            splits.truncate(splits.len() + 1 - n);
+            job.splits.truncate(job.splits.len() + 1 - n);
             level = next;
         }
-        done.extend(level);
+        level
     }
 
     /// The `(feature, bin, missing_left, summed gain)` maximising the gain summed over `level`.
