@@ -152,3 +152,46 @@ fn predict_refuses_a_tampered_bundle_naming_the_checksum() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn monitor_compares_the_uci_file_with_the_training_data() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    json_of(
+        tabtune(tmp.path())
+            .args([
+                "train",
+                "--json",
+                "--model",
+                "gbdt-depthwise",
+                "--folds",
+                "2",
+                "--param",
+                "rounds=10",
+                "--save",
+                "m",
+                "--data-dir",
+            ])
+            .arg(dir_of(&train)),
+        0,
+    );
+    let v = json_of(
+        tabtune(tmp.path())
+            .args(["monitor", "--json", "--model", "m", "--data-dir"])
+            .arg(dir_of(&train)),
+        0,
+    );
+    assert_eq!(v["dataset_drift"], false);
+    let share = v["drift_share"].as_f64().expect("share");
+    assert!((0.0..0.5).contains(&share), "{share}");
+    assert!(v["drifted_columns"].is_array());
+    assert_eq!(v["columns"].as_array().map(Vec::len), Some(16));
+    let report = tmp.path().join(v["report"].as_str().expect("report"));
+    assert!(
+        std::fs::read_to_string(report)
+            .expect("html")
+            .contains("tabtune drift: m")
+    );
+}

@@ -67,6 +67,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Serve a model bundle over HTTP (POST /predict, GET /health, /version, /metrics).
     Serve(ServeArgs),
+    /// Data, target and prediction drift of a current file against a reference (HTML + JSON).
+    Monitor(MonitorArgs),
 }
 
 /// `tabtune data ...`.
@@ -231,4 +233,22 @@ pub struct ServeArgs {
     /// Predictions running or waiting at once (more: 429).
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
+}
+
+/// `tabtune monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Model bundle folder (its schema validates both files; its predictions give the
+    /// prediction drift).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Reference data [default: the config's training file].
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+    /// Current data [default: the config's `data.current` file].
+    #[arg(long, value_name = "FILE")]
+    pub current: Option<PathBuf>,
+    /// HTML report [default: reports/monitor-<bundle>-<current stem>.html].
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

@@ -38,6 +38,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Train(args) => commands::train::run(&ctx, args),
         Command::Predict(args) => commands::predict::run(&ctx, args),
         Command::Serve(args) => commands::serve::run(&ctx, args),
+        Command::Monitor(args) => commands::monitor::run(&ctx, args),
     }
 }
 

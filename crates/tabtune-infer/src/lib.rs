@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod monitor;
 mod predictor;
 #[cfg(feature = "serve")]
 pub mod serve;

@@ -4,6 +4,7 @@ pub mod describe;
 pub mod eda;
 pub mod features;
 pub mod fetch;
+pub mod monitor;
 pub mod predict;
 pub mod serve;
 pub mod train;

@@ -33,6 +33,14 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64], x_desc: &str) -
         let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_err(title))?;
         let max = values.iter().copied().fold(0.0_f64, f64::max).max(1e-9) * 1.1;
+        // Whole numbers for counts, decimals for shares and scores.
+        let digits = if max >= 10.0 {
+            0
+        } else if max >= 1.0 {
+            1
+        } else {
+            2
+        };
         let n = labels.len();
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
@@ -45,7 +53,7 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64], x_desc: &str) -
             .configure_mesh()
             .disable_y_mesh()
             .x_desc(x_desc)
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| format!("{v:.digits$}"))
             .y_labels(n)
             .y_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),

@@ -298,3 +298,52 @@ fn random_and_malformed_bodies_never_get_a_5xx() {
         assert!(status < 500, "{body} -> {status} {out}");
     }
 }
+
+#[test]
+fn drift_is_found_in_shifted_data_and_not_in_the_reference_itself() {
+    use tabtune_infer::monitor::data_drift;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = predictor(dir.path());
+    let options = LoadOptions::default();
+    let reference = p
+        .load(&dir.path().join("train.csv"), &options)
+        .expect("valid")
+        .table;
+    let same = data_drift(&p, &reference, &reference).expect("drift");
+    assert!(
+        !same.dataset_drift && same.drifted_columns().is_empty(),
+        "{:?}",
+        same.drifted_columns()
+    );
+    assert_eq!(same.columns.len(), 16);
+    assert!(same.target.is_some() && !same.prediction.drifted);
+    // Everyone 25 kg heavier and 15 years older: weight, age and the predictions drift.
+    let text = std::fs::read_to_string(dir.path().join("train.csv")).expect("csv");
+    let mut shifted = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 {
+            shifted.push_str(line);
+        } else {
+            let mut f: Vec<String> = line.split(',').map(str::to_owned).collect();
+            f[2] = format!("{:.3}", f[2].parse::<f64>().expect("age") + 15.0);
+            f[4] = format!("{:.3}", f[4].parse::<f64>().expect("weight") + 25.0);
+            shifted.push_str(&f.join(","));
+        }
+        shifted.push('\n');
+    }
+    let path = dir.path().join("shifted.csv");
+    std::fs::write(&path, shifted).expect("write");
+    let current = p.load(&path, &options).expect("valid").table;
+    let report = data_drift(&p, &reference, &current).expect("drift");
+    let drifted = report.drifted_columns();
+    assert!(
+        drifted.contains(&"Age") && drifted.contains(&"Weight"),
+        "{drifted:?}"
+    );
+    assert!(
+        report.prediction.drifted,
+        "heavier people get other predictions"
+    );
+    let html = tabtune_infer::monitor::drift_html(&report, "toy").expect("html");
+    assert!(html.contains("<svg") && html.contains("Weight"));
+}

@@ -1,0 +1,103 @@
+//! `tabtune monitor`: drift of a current file against a reference, through a bundle.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use serde_json::json;
+use tabtune_features::io::write_bytes_atomic;
+use tabtune_features::{FeaturesError, TargetPresence};
+use tabtune_infer::load_bundle;
+use tabtune_infer::monitor::{data_drift, drift_html};
+
+use crate::cli::{InputArgs, MonitorArgs, OnInvalidArg};
+use crate::context::Context;
+use crate::output;
+
+/// Runs the command.
+pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
+    let config = &ctx.config;
+    let predictor = load_bundle(&args.model)?;
+    let reference = args
+        .reference
+        .clone()
+        .unwrap_or_else(|| config.train_path());
+    let Some(current) = args
+        .current
+        .clone()
+        .or_else(|| config.data.current.as_ref().map(|f| config.data_path(f)))
+    else {
+        bail!(FeaturesError::ConfigValue {
+            path: config.path.clone(),
+            key: "data.current".into(),
+            message: "is not set; pass --current FILE".into(),
+        });
+    };
+    let strict = InputArgs {
+        input: None,
+        on_invalid: OnInvalidArg::Fail,
+        rejects: None,
+    };
+    let schema = &predictor.bundle().meta.schema;
+    let spinner = output::spinner(ctx.progress, "computing drift");
+    let reference_table = ctx
+        .load_file(&reference, &strict, schema, TargetPresence::Optional)?
+        .table;
+    let current_table = ctx
+        .load_file(&current, &strict, schema, TargetPresence::Optional)?
+        .table;
+    let report = data_drift(&predictor, &reference_table, &current_table)?;
+    let name = &predictor.bundle().meta.name;
+    let html = drift_html(&report, name)?;
+    spinner.finish_and_clear();
+    let path = args.output.clone().unwrap_or_else(|| {
+        let stem = current
+            .file_stem()
+            .map_or_else(|| "current".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from(format!("reports/monitor-{name}-{stem}.html"))
+    });
+    write_bytes_atomic(&path, html.as_bytes())?;
+    if ctx.json {
+        output::json(&json!({
+            "dataset_drift": report.dataset_drift,
+            "drift_share": report.drift_share,
+            "drifted_columns": report.drifted_columns(),
+            "report": path,
+            "columns": report.columns,
+            "target": report.target,
+            "prediction": report.prediction,
+        }));
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .columns
+            .iter()
+            .chain(report.target.iter())
+            .chain(std::iter::once(&report.prediction))
+            .map(|c| {
+                vec![
+                    c.column.clone(),
+                    serde_json::to_value(c.test)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    format!("{:.4}", c.score),
+                    if c.drifted {
+                        "drift".into()
+                    } else {
+                        "-".into()
+                    },
+                ]
+            })
+            .collect();
+        let mut s = output::table(&["column", "test", "score", "drift"], &rows);
+        s.push_str(&format!(
+            "\ndataset drift: {} ({} of {} columns, {:.0}%)\nreport: {}\n",
+            if report.dataset_drift { "yes" } else { "no" },
+            report.drifted_columns().len(),
+            report.columns.len(),
+            100.0 * report.drift_share,
+            path.display()
+        ));
+        output::text(&s);
+    }
+    Ok(())
+}
