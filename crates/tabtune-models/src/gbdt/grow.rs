@@ -409,27 +409,40 @@ impl<'a> Grower<'a> {
                 let missing = bins[0];
                 any_missing |= missing.n > 0.0;
                 all_rows += o.stats.n;
-                let mut left = Stats::default();
-                for b in 1..nb - 1 {
-                    left = left.plus(bins[b]);
-                    left_rows[b] += left.n;
-                    for (dir, missing_left) in [false, true].into_iter().enumerate() {
-                        let l = if missing_left {
-                            left.plus(missing)
-                        } else {
-                            left
-                        };
-                        let r = o.stats.minus(l);
-                        // A side without rows changes nothing for this leaf.
-                        if l.n > 0.0 && r.n > 0.0 {
-                            gains[b][dir] += rules.gain(o.stats, l, r) + rules.gamma;
-                        }
+                // ½ and γ are the same for every candidate: compare raw score sums, and reuse
+                // a leaf's contribution across its empty bins (same split for this leaf).
+                let parent = rules.score(o.stats);
+                let contribution = |l: Stats| {
+                    let r = o.stats.minus(l);
+                    // A side without rows changes nothing for this leaf.
+                    if l.n > 0.0 && r.n > 0.0 {
+                        0.5 * (rules.score(l) + rules.score(r) - parent)
+                    } else {
+                        0.0
                     }
+                };
+                let mut left = Stats::default();
+                let mut last = [0.0f64; 2];
+                for b in 1..nb - 1 {
+                    if bins[b].n > 0.0 || b == 1 {
+                        left = left.plus(bins[b]);
+                        let without = contribution(left);
+                        let with = if missing.n > 0.0 {
+                            contribution(left.plus(missing))
+                        } else {
+                            without
+                        };
+                        last = [without, with];
+                    }
+                    left_rows[b] += left.n;
+                    gains[b][0] += last[0];
+                    gains[b][1] += last[1];
                 }
             }
             for b in 1..nb - 1 {
                 let dirs: &[usize] = if any_missing { &[0, 1] } else { &[0] };
                 for &dir in dirs {
+                    // The level's split counts γ once, as a split of an ordinary tree does.
                     let gain = gains[b][dir] - rules.gamma;
                     if gain > 0.0 && best.is_none_or(|x| gain > x.3) {
                         let missing_left = if any_missing {
