@@ -83,7 +83,8 @@ impl ApiError {
     }
 }
 
-/// The router: `POST /predict`, `GET /health`, `GET /version`, `GET /metrics`.
+/// The router: `POST /predict`, `GET /health`, `GET /version`, `GET /metrics`,
+/// `GET /openapi.json`.
 pub fn app(state: AppState) -> Router {
     let limit = state.options.max_body_bytes;
     Router::new()
@@ -91,6 +92,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/version", get(version))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record))
@@ -134,6 +136,15 @@ async fn version(State(state): State<AppState>) -> Json<Value> {
         "classes": meta.classes,
         "metrics": meta.metrics,
     }))
+}
+
+async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    let meta = &state.predictor.bundle().meta;
+    Json(super::openapi::document(
+        &meta.name,
+        &meta.schema,
+        &meta.classes,
+    ))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -4,6 +4,7 @@
 
 mod app;
 mod metrics;
+mod openapi;
 mod request;
 mod server;
 

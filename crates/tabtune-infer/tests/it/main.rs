@@ -347,3 +347,27 @@ fn drift_is_found_in_shifted_data_and_not_in_the_reference_itself() {
     let html = tabtune_infer::monitor::drift_html(&report, "toy").expect("html");
     assert!(html.contains("<svg") && html.contains("Weight"));
 }
+
+#[test]
+fn the_openapi_document_follows_the_schema() {
+    let (_dir, server, _) = start(ServeOptions::default());
+    let (status, body) = get(&server, "/openapi.json");
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["openapi"], "3.0.3");
+    let record = &doc["components"]["schemas"]["Record"];
+    assert_eq!(record["required"].as_array().map(Vec::len), Some(16));
+    assert_eq!(record["properties"]["Age"]["maximum"], 120.0);
+    assert_eq!(
+        record["properties"]["CALC"]["enum"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+    for code in ["200", "400", "413", "422", "429"] {
+        assert!(
+            doc["paths"]["/predict"]["post"]["responses"][code].is_object(),
+            "{code}"
+        );
+    }
+}
