@@ -188,6 +188,14 @@ fn monitor_compares_the_uci_file_with_the_training_data() {
     assert!((0.0..0.5).contains(&share), "{share}");
     assert!(v["drifted_columns"].is_array());
     assert_eq!(v["columns"].as_array().map(Vec::len), Some(16));
+    let accuracy = v["performance"]["accuracy"]
+        .as_f64()
+        .expect("the UCI file has labels");
+    assert!(accuracy > 0.5, "{accuracy}");
+    assert_eq!(
+        v["performance"]["confusion"].as_array().map(Vec::len),
+        Some(7)
+    );
     let report = tmp.path().join(v["report"].as_str().expect("report"));
     assert!(
         std::fs::read_to_string(report)

@@ -65,6 +65,7 @@ pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
             "columns": report.columns,
             "target": report.target,
             "prediction": report.prediction,
+            "performance": report.performance,
         }));
     } else {
         let rows: Vec<Vec<String>> = report
@@ -89,6 +90,12 @@ pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
             })
             .collect();
         let mut s = output::table(&["column", "test", "score", "drift"], &rows);
+        if let Some(p) = &report.performance {
+            s.push_str(&format!(
+                "\nmodel on the current data: accuracy {:.4}, log loss {:.4}, macro F1 {:.4}\n",
+                p.accuracy, p.logloss, p.macro_f1
+            ));
+        }
         s.push_str(&format!(
             "\ndataset drift: {} ({} of {} columns, {:.0}%)\nreport: {}\n",
             if report.dataset_drift { "yes" } else { "no" },
