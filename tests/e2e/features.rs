@@ -66,8 +66,9 @@ fn features_refuse_a_broken_preprocessor() {
         .arg(&train)
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("p.json: format version 7"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("p.json: format version 7"), "{stderr}");
 }
 
 #[test]

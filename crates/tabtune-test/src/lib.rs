@@ -9,12 +9,16 @@ use std::path::{Path, PathBuf};
 /// Environment variable naming the folder with the real datasets (CI: `../shared/data`).
 pub const DATA_DIR_ENV: &str = "TABTUNE_DATA_DIR";
 
-/// The workspace root.
+/// The workspace root: two levels above the manifest of the package under test. Read at run
+/// time (`cargo test` sets `CARGO_MANIFEST_DIR` for every test process), because a compiled-in
+/// path would go stale when a shared target dir serves checkouts in other folders.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest
         .parent()
         .and_then(Path::parent)
-        .expect("crates/tabtune-test sits two levels below the workspace root")
+        .expect("every package sits two levels below the workspace root (crates/<name>)")
         .to_owned()
 }
 
