@@ -6,7 +6,7 @@ use ndarray::Array2;
 use tabtune_features::Table;
 use tabtune_features::io::{LoadOptions, Loaded, load_table};
 use tabtune_models::bundle::Bundle;
-use tabtune_models::gbdt::argmax;
+use tabtune_models::gbdt::labels_of;
 
 use crate::error::Result;
 
@@ -56,11 +56,7 @@ impl Predictor {
     pub fn predict(&self, table: &Table) -> Result<Prediction> {
         let m = self.bundle.preprocessor.transform(table)?;
         let proba = self.bundle.model.predict_proba(m.values.view())?;
-        let labels = proba
-            .rows()
-            .into_iter()
-            .map(|r| argmax(r.as_slice().expect("probabilities are in standard layout")))
-            .collect();
+        let labels = labels_of(&proba);
         Ok(Prediction {
             proba,
             labels,

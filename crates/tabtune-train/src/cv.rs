@@ -7,7 +7,7 @@ use serde::Serialize;
 use tabtune_features::{FeatureMatrix, KFold, Preprocessor, PreprocessorSpec, Table};
 use tabtune_models::AnyModel;
 use tabtune_models::forest::ForestModel;
-use tabtune_models::gbdt::{Control, GbdtModel, Labelled, argmax, log_loss};
+use tabtune_models::gbdt::{Control, GbdtModel, Labelled, labels_of, log_loss};
 
 use crate::error::{Result, TrainError};
 use crate::family::ModelParams;
@@ -166,11 +166,10 @@ pub fn cross_validate(
         }
         let proba = model.predict_proba(mv.values.view())?;
         let flat: Vec<f64> = proba.iter().copied().collect();
-        let correct = proba
-            .rows()
-            .into_iter()
+        let correct = labels_of(&proba)
+            .iter()
             .zip(yv)
-            .filter(|(p, y)| argmax(p.as_slice().expect("standard layout")) == **y)
+            .filter(|(p, y)| p == y)
             .count();
         for (k, &row) in fold.valid.iter().enumerate() {
             for c in 0..n_classes {

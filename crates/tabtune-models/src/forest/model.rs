@@ -10,7 +10,7 @@ use tabtune_features::rng::SplitMix64;
 use super::grow::{Offsets, TreeSettings, grow};
 use super::params::{ForestKind, ForestParams, ForestValid};
 use crate::error::{ModelError, Result};
-use crate::gbdt::{BinMapper, Binned, Labelled, argmax};
+use crate::gbdt::{BinMapper, Binned, Labelled, argmax, labels_of};
 
 /// Name of the saved format.
 pub const FOREST_FORMAT: &str = "tabtune-forest";
@@ -171,22 +171,14 @@ impl ForestModel {
                     .expect("width checked above")
             })
             .collect();
-        let mut out = Array2::<f64>::zeros((x.nrows(), self.n_classes));
-        for (i, r) in rows.into_iter().enumerate() {
-            for (j, p) in r.into_iter().enumerate() {
-                out[[i, j]] = p;
-            }
-        }
-        Ok(out)
+        let flat: Vec<f64> = rows.into_iter().flatten().collect();
+        Ok(Array2::from_shape_vec((x.nrows(), self.n_classes), flat)
+            .expect("one probability per row and class"))
     }
 
     /// The most probable class of every row.
     pub fn predict(&self, x: ArrayView2<'_, f32>) -> Result<Vec<u32>> {
-        let p = self.predict_proba(x)?;
-        Ok(p.rows()
-            .into_iter()
-            .map(|r| argmax(r.as_slice().expect("standard layout")))
-            .collect())
+        Ok(labels_of(&self.predict_proba(x)?))
     }
 
     /// Writes the model as JSON, atomically.

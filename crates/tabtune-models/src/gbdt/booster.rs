@@ -232,16 +232,7 @@ impl GbdtModel {
 
     /// The most probable class of every row.
     pub fn predict(&self, x: ArrayView2<'_, f32>) -> Result<Vec<u32>> {
-        let p = self.predict_proba(x)?;
-        Ok(p.rows()
-            .into_iter()
-            .map(|r| {
-                argmax(
-                    r.as_slice()
-                        .expect("rows of a standard array are contiguous"),
-                )
-            })
-            .collect())
+        Ok(labels_of(&self.predict_proba(x)?))
     }
 
     /// Writes the model as JSON, atomically.
@@ -262,6 +253,20 @@ impl GbdtModel {
         }
         Ok(model)
     }
+}
+
+/// The most probable class of every row of `[n_rows, n_classes]` probabilities.
+pub fn labels_of(proba: &Array2<f64>) -> Vec<u32> {
+    proba
+        .rows()
+        .into_iter()
+        .map(|r| {
+            argmax(
+                r.as_slice()
+                    .expect("rows of a standard array are contiguous"),
+            )
+        })
+        .collect()
 }
 
 /// The index of the largest value (the first on ties).
