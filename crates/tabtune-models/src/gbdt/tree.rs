@@ -58,84 +58,82 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// The output for one raw feature row.
-    pub fn predict_row(&self, row: &[f32]) -> f32 {
+    /// Follows splits from the root (`go_left(node)` decides at each split node) to a leaf's
+    /// value.
+    #[inline]
+    fn walk(&self, go_left: impl Fn(&Node) -> bool) -> f32 {
         let mut i = 0usize;
         loop {
-            match &self.nodes[i] {
+            let node = &self.nodes[i];
+            i = match node {
                 Node::Leaf { value } => return *value,
-                Node::Split {
-                    feature,
-                    threshold,
-                    missing_left,
-                    left,
-                    right,
-                    ..
-                } => {
-                    let v = row[*feature as usize];
-                    let go_left = if v.is_nan() {
-                        *missing_left
-                    } else {
-                        v <= *threshold
-                    };
-                    i = if go_left { *left } else { *right } as usize;
+                Node::Split { left, right, .. } | Node::Category { left, right, .. } => {
+                    if go_left(node) { *left } else { *right }
                 }
-                Node::Category {
-                    feature,
-                    left_values,
-                    missing_left,
-                    left,
-                    right,
-                    ..
-                } => {
-                    let v = row[*feature as usize];
-                    let go_left = if v.is_nan() || v < 0.0 {
-                        *missing_left
-                    } else {
-                        left_values.binary_search_by(|c| c.total_cmp(&v)).is_ok()
-                    };
-                    i = if go_left { *left } else { *right } as usize;
+            } as usize;
+        }
+    }
+
+    /// The output for one raw feature row.
+    pub fn predict_row(&self, row: &[f32]) -> f32 {
+        self.walk(|node| match node {
+            Node::Split {
+                feature,
+                threshold,
+                missing_left,
+                ..
+            } => {
+                let v = row[*feature as usize];
+                if v.is_nan() {
+                    *missing_left
+                } else {
+                    v <= *threshold
                 }
             }
-        }
+            Node::Category {
+                feature,
+                left_values,
+                missing_left,
+                ..
+            } => {
+                let v = row[*feature as usize];
+                if v.is_nan() || v < 0.0 {
+                    *missing_left
+                } else {
+                    left_values.binary_search_by(|c| c.total_cmp(&v)).is_ok()
+                }
+            }
+            Node::Leaf { .. } => unreachable!("walk asks only at split nodes"),
+        })
     }
 
     /// The output for a row of binned data (`bin_of(feature)` gives its bin).
     pub fn predict_binned(&self, bin_of: impl Fn(usize) -> u8) -> f32 {
-        let mut i = 0usize;
-        loop {
-            match &self.nodes[i] {
-                Node::Leaf { value } => return *value,
-                Node::Split {
-                    feature,
-                    bin,
-                    missing_left,
-                    left,
-                    right,
-                    ..
-                } => {
-                    let b = bin_of(*feature as usize);
-                    let go_left = if b == 0 { *missing_left } else { b <= *bin };
-                    i = if go_left { *left } else { *right } as usize;
-                }
-                Node::Category {
-                    feature,
-                    left_bins,
-                    missing_left,
-                    left,
-                    right,
-                    ..
-                } => {
-                    let b = bin_of(*feature as usize);
-                    let go_left = if b == 0 {
-                        *missing_left
-                    } else {
-                        left_bins.contains(usize::from(b))
-                    };
-                    i = if go_left { *left } else { *right } as usize;
+        self.walk(|node| match node {
+            Node::Split {
+                feature,
+                bin,
+                missing_left,
+                ..
+            } => {
+                let b = bin_of(*feature as usize);
+                if b == 0 { *missing_left } else { b <= *bin }
+            }
+            Node::Category {
+                feature,
+                left_bins,
+                missing_left,
+                ..
+            } => {
+                let b = bin_of(*feature as usize);
+                if b == 0 {
+                    *missing_left
+                } else {
+                    left_bins.contains(usize::from(b))
                 }
             }
-        }
+            Node::Leaf { .. } => unreachable!("walk asks only at split nodes"),
+        })
     }
 
     /// Number of leaves.
