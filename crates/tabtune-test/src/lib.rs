@@ -117,3 +117,25 @@ pub fn synthetic_obesity_csv(n: usize, seed: u64) -> String {
     }
     out
 }
+
+/// The python of the virtual environment `name` (`scripts/requirements-<name>.txt`), created on
+/// first use by `scripts/py-env.sh` (CI provisions it up front in `.ci/run`). Interop tests use it
+/// to read tabtune's files with the real Python packages; a failure to provision it fails the test
+/// (never a silent skip).
+pub fn python_env(name: &str) -> PathBuf {
+    let script = workspace_root().join("scripts/py-env.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(name)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} {name} failed ({}); see its output above",
+        script.display(),
+        out.status
+    );
+    let path = String::from_utf8(out.stdout).expect("py-env prints a UTF-8 path");
+    PathBuf::from(path.trim())
+}
