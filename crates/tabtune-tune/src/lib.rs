@@ -1,0 +1,17 @@
+//! The hyperparameter optimisation engine of tabtune.
+//!
+//! Generic: no model code and no burn. The trainer hands it an objective. Owns search spaces
+//! (TOML), samplers (random, grid, QMC, TPE), pruners (median, percentile, successive halving /
+//! Hyperband, Wilcoxon), study storage in Optuna's RDB schema (SQLite, PostgreSQL) and the trial
+//! executor.
+//!
+//! [`model`] holds the types every part shares: directions, trial states, Optuna-compatible
+//! distributions and parameter values, and [`FrozenTrial`], a finished or running trial as the
+//! storage returns it.
+#![warn(missing_docs)]
+
+mod error;
+pub mod model;
+
+pub use error::{Result, TuneError};
+pub use model::{Choice, Direction, Distribution, FrozenTrial, ParamValue, TrialState};
