@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod env;
 mod logging;
+mod model_ref;
 mod output;
 
 use std::process::ExitCode;

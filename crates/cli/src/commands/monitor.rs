@@ -11,12 +11,13 @@ use tabtune_infer::monitor::{data_drift, drift_html};
 
 use crate::cli::{InputArgs, MonitorArgs, OnInvalidArg};
 use crate::context::Context;
+use crate::model_ref::resolve_model;
 use crate::output;
 
 /// Runs the command.
 pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
     let config = &ctx.config;
-    let predictor = load_bundle(&args.model)?;
+    let predictor = load_bundle(&resolve_model(&args.model.to_string_lossy(), None)?)?;
     let reference = args
         .reference
         .clone()

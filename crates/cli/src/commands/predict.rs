@@ -11,11 +11,12 @@ use tabtune_infer::load_bundle;
 
 use crate::cli::PredictArgs;
 use crate::context::Context;
+use crate::model_ref::resolve_model;
 use crate::output;
 
 /// Runs the command.
 pub fn run(ctx: &Context, args: &PredictArgs) -> Result<()> {
-    let predictor = load_bundle(&args.model)?;
+    let predictor = load_bundle(&resolve_model(&args.model.to_string_lossy(), None)?)?;
     let bundle = predictor.bundle();
     let input = match (&args.input.input, &ctx.config.data.test) {
         (Some(path), _) => path.clone(),

@@ -8,10 +8,11 @@ use tabtune_infer::serve::{AppState, ServeOptions, Server};
 
 use crate::cli::ServeArgs;
 use crate::context::Context;
+use crate::model_ref::resolve_model;
 
 /// Runs the command until Ctrl-C or SIGTERM.
 pub fn run(_ctx: &Context, args: &ServeArgs) -> Result<()> {
-    let predictor = load_bundle(&args.model)?;
+    let predictor = load_bundle(&resolve_model(&args.model.to_string_lossy(), None)?)?;
     let name = predictor.bundle().meta.name.clone();
     let options = ServeOptions {
         max_body_bytes: args.max_body_bytes,
