@@ -3,7 +3,7 @@
 /// Result alias for this crate.
 pub type Result<T, E = InferError> = std::result::Result<T, E>;
 
-/// What can go wrong when predicting.
+/// What can go wrong when predicting or monitoring.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InferError {
@@ -13,6 +13,22 @@ pub enum InferError {
     /// The bundle or the model.
     #[error(transparent)]
     Model(#[from] tabtune_models::ModelError),
+    /// Too few rows for a report.
+    #[error("{what}: {rows} row(s); at least {needed} needed")]
+    NotEnoughData {
+        /// Which data.
+        what: String,
+        /// Rows there are.
+        rows: usize,
+        /// Rows needed.
+        needed: usize,
+    },
+    /// Two tables (or two models) that should share a schema do not.
+    #[error("schema mismatch: {message}")]
+    SchemaMismatch {
+        /// What differs.
+        message: String,
+    },
 }
 
 impl InferError {
@@ -21,6 +37,7 @@ impl InferError {
         match self {
             Self::Features(e) => e.is_bad_input(),
             Self::Model(e) => e.is_bad_input(),
+            Self::NotEnoughData { .. } | Self::SchemaMismatch { .. } => true,
         }
     }
 }

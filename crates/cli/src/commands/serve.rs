@@ -17,6 +17,7 @@ pub fn run(_ctx: &Context, args: &ServeArgs) -> Result<()> {
     let options = ServeOptions {
         max_body_bytes: args.max_body_bytes,
         max_in_flight: args.max_in_flight,
+        ..ServeOptions::default()
     };
     let addr = SocketAddr::new(args.host, args.port);
     let server = Server::start(AppState::new(predictor, options), addr, args.threads)

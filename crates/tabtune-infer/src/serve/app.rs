@@ -1,99 +1,47 @@
-//! Routes and state.
+//! The router and the prediction, status and admin handlers.
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
-use super::metrics::Metrics;
-use super::request::{FieldError, parse_records};
-use crate::predictor::Predictor;
+use super::auth::require_token;
+use super::error::ApiError;
+use super::feedback::feedback;
+use super::monitoring::{data_drift, data_quality, model_performance, target_drift};
+use super::request::parse_records;
+use super::state::{AppState, Model};
 
-/// Limits of the server.
-#[derive(Clone, Copy, Debug)]
-pub struct ServeOptions {
-    /// Largest accepted request body, in bytes (larger: 413).
-    pub max_body_bytes: usize,
-    /// Predictions that may run or wait at once (more: 429).
-    pub max_in_flight: usize,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 1 << 20,
-            max_in_flight: 64,
-        }
-    }
-}
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    predictor: Arc<Predictor>,
-    metrics: Arc<Metrics>,
-    permits: Arc<Semaphore>,
-    options: ServeOptions,
-}
-
-impl AppState {
-    /// State serving `predictor` (loaded once, shared by every request).
-    pub fn new(predictor: Predictor, options: ServeOptions) -> Self {
-        Self {
-            predictor: Arc::new(predictor),
-            metrics: Arc::new(Metrics::default()),
-            permits: Arc::new(Semaphore::new(options.max_in_flight)),
-            options,
-        }
-    }
-}
-
-/// An error response: status, message, and field details for 422.
-struct ApiError {
-    status: StatusCode,
-    message: String,
-    details: Vec<FieldError>,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.message });
-        if !self.details.is_empty() {
-            body["details"] = json!(self.details);
-        }
-        (self.status, Json(body)).into_response()
-    }
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            details: Vec::new(),
-        }
-    }
-}
-
-/// The router: `POST /predict`, `GET /health`, `GET /version`, `GET /metrics`,
-/// `GET /openapi.json`.
+/// The router. Open: `POST /predict`, `GET /health`, `/version`, `/metrics`, `/openapi.json`.
+/// Behind the bearer token when one is set: `POST /feedback`, `GET /monitor/data-drift`,
+/// `/monitor/target-drift`, `/monitor/data-quality`, `/monitor/model-performance`,
+/// `POST /admin/reload`.
 pub fn app(state: AppState) -> Router {
     let limit = state.options.max_body_bytes;
+    let protected = Router::new()
+        .route("/feedback", post(feedback))
+        .route("/monitor/data-drift", get(data_drift))
+        .route("/monitor/target-drift", get(target_drift))
+        .route("/monitor/data-quality", get(data_quality))
+        .route("/monitor/model-performance", get(model_performance))
+        .route("/admin/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/predict", post(predict))
         .route("/health", get(health))
         .route("/version", get(version))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .merge(protected)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
@@ -106,7 +54,7 @@ async fn record(State(state): State<AppState>, request: Request, next: Next) -> 
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let start = Instant::now();
     let response = next.run(request).await;
-    state.metrics.request(
+    state.shared.metrics.request(
         &route,
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
@@ -114,86 +62,147 @@ async fn record(State(state): State<AppState>, request: Request, next: Next) -> 
     response
 }
 
+const ROUTES: &str = "POST /predict, GET /health, /version, /metrics, /openapi.json, POST /feedback, GET /monitor/{data-drift,target-drift,data-quality,model-performance}, POST /admin/reload";
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such route; see /health, /version, /metrics, POST /predict",
+        format!("no such route; the routes are {ROUTES}"),
     )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed on this route; the routes are {ROUTES}"),
+    )
+}
+
+/// 415 unless the body is declared as JSON (a missing Content-Type is taken as JSON).
+pub(crate) fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match essence {
+        Some(e)
+            if e == "application/json"
+                || (e.starts_with("application/") && e.ends_with("+json")) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Type {:?}: expected application/json",
+                String::from_utf8_lossy(value.as_bytes())
+            ),
+        )),
+    }
+}
+
+/// 400 unless the body is JSON.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
 }
 
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn version(State(state): State<AppState>) -> Json<Value> {
-    let meta = &state.predictor.bundle().meta;
-    Json(json!({
-        "tabtune_version": env!("CARGO_PKG_VERSION"),
+fn model_info(model: &Model) -> Value {
+    let meta = &model.predictor.bundle().meta;
+    json!({
         "model": meta.name,
         "family": meta.family,
         "model_git_commit": meta.git_commit,
         "model_created_unix": meta.created_unix,
-        "classes": meta.classes,
-        "metrics": meta.metrics,
-    }))
+        "loaded_unix": model.loaded_unix,
+    })
+}
+
+async fn version(State(state): State<AppState>) -> Json<Value> {
+    let model = state.model();
+    let meta = &model.predictor.bundle().meta;
+    let mut out = model_info(&model);
+    out["tabtune_version"] = json!(env!("CARGO_PKG_VERSION"));
+    out["classes"] = json!(meta.classes);
+    out["metrics"] = json!(meta.metrics);
+    out["training_data"] = json!(meta.training_data);
+    out["source"] = json!(state.source.as_ref().map(|s| s.description.clone()));
+    out["reloads"] = json!(state.shared.reloads.load(Ordering::Relaxed));
+    Json(out)
 }
 
 async fn openapi(State(state): State<AppState>) -> Json<Value> {
-    let meta = &state.predictor.bundle().meta;
+    let model = state.model();
+    let meta = &model.predictor.bundle().meta;
     Json(super::openapi::document(
         &meta.name,
         &meta.schema,
         &meta.classes,
+        state.options.window,
     ))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.shared.metrics.render(),
     )
         .into_response()
 }
 
-async fn predict(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let schema = &state.predictor.bundle().meta.schema;
-    let (table, single) = parse_records(schema, &value).map_err(|details| ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        message: format!("{} invalid field(s)", details.len()),
-        details,
-    })?;
-    let permit = state.permits.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "the prediction queue is full; retry shortly",
-        )
-    })?;
-    let predictor = state.predictor.clone();
-    let prediction = tokio::task::spawn_blocking(move || {
+async fn predict(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    check_json_content_type(&headers)?;
+    let value = parse_json(&body)?;
+    // One model for the whole request, even if a reload swaps it meanwhile.
+    let model = state.model();
+    let schema = &model.predictor.bundle().meta.schema;
+    let records = parse_records(schema, &value).map_err(ApiError::invalid)?;
+    let permit = state
+        .shared
+        .permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "the prediction queue is full; retry shortly",
+            )
+        })?;
+    let worker = model.clone();
+    let (records, prediction) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        predictor.predict(&table)
+        let prediction = worker.predictor.predict(&records.table);
+        (records, prediction)
     })
     .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("prediction task failed: {e}"),
-        )
-    })?
-    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let classes = state.predictor.classes();
-    state.metrics.predictions(
+    .map_err(|e| ApiError::internal(format!("prediction task failed: {e}")))?;
+    let prediction = prediction.map_err(ApiError::from)?;
+    let classes = model.predictor.classes();
+    state.shared.metrics.predictions(
         prediction
             .labels
             .iter()
             .map(|&l| classes[l as usize].as_str()),
     );
+    let prediction_ids = state
+        .window()
+        .push(&records.table, &prediction, &records.truths);
     let items: Vec<Value> = prediction
         .labels
         .iter()
@@ -204,26 +213,83 @@ async fn predict(State(state): State<AppState>, body: Bytes) -> Result<Json<Valu
                 .zip(prediction.proba.row(i))
                 .map(|(c, p)| (c.clone(), json!(p)))
                 .collect();
-            let mut item =
-                json!({ "class": classes[label as usize], "probabilities": probabilities });
+            let mut item = json!({
+                "class": classes[label as usize],
+                "probabilities": probabilities,
+                "prediction_id": prediction_ids[i],
+            });
             if let Some(ids) = &prediction.ids {
                 item["id"] = json!(ids[i]);
             }
             item
         })
         .collect();
-    let meta = &state.predictor.bundle().meta;
+    let meta = &model.predictor.bundle().meta;
     let mut out = json!({ "model": meta.name, "family": meta.family, "model_created_unix": meta.created_unix });
-    if single {
-        let item = items
-            .into_iter()
-            .next()
-            .expect("one record in, one prediction out");
-        for (k, v) in item.as_object().expect("an object").clone() {
-            out[k] = v;
+    if records.single {
+        if let Some(Value::Object(item)) = items.into_iter().next() {
+            for (k, v) in item {
+                out[k] = v;
+            }
         }
     } else {
         out["predictions"] = Value::Array(items);
     }
     Ok(Json(out))
+}
+
+/// `POST /admin/reload`: loads the model source again and swaps the model in; requests already
+/// running finish on the old one. A failed reload keeps the old model.
+async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let Some(source) = state.source.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this server was started without a reloadable model source",
+        ));
+    };
+    // One reload at a time.
+    let _guard = state.shared.reload_lock.lock().await;
+    let old = state.model();
+    let loaded = tokio::task::spawn_blocking(move || (source.reload)())
+        .await
+        .map_err(|e| ApiError::internal(format!("reload task failed: {e}")))?;
+    let keep = |status: StatusCode, reason: String| {
+        ApiError::new(
+            status,
+            format!(
+                "reload failed; still serving {}: {reason}",
+                old.predictor.bundle().meta.name
+            ),
+        )
+    };
+    let new = match loaded {
+        Ok(p) => p,
+        Err(e) => {
+            let status = if e.bad_input {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            return Err(keep(status, e.message));
+        }
+    };
+    let (old_meta, new_meta) = (&old.predictor.bundle().meta, &new.bundle().meta);
+    if old_meta.schema != new_meta.schema || old_meta.classes != new_meta.classes {
+        return Err(keep(
+            StatusCode::CONFLICT,
+            format!(
+                "the new model {} has another input schema or other classes; restart the server to serve it",
+                new_meta.name
+            ),
+        ));
+    }
+    let model = Model::new(new);
+    let current = model_info(&model);
+    let previous = state.swap_model(model);
+    Ok(Json(json!({
+        "reloaded": true,
+        "previous": model_info(&previous),
+        "current": current,
+        "source": state.source.as_ref().map(|s| s.description.clone()),
+    })))
 }

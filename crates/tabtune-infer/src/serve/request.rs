@@ -13,9 +13,19 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// Records as a table of the schema's feature columns (ids when every record has one), or every
-/// problem found. `single` says whether the body was one object rather than a list.
-pub fn parse_records(schema: &Schema, body: &Value) -> Result<(Table, bool), Vec<FieldError>> {
+/// Validated records.
+#[derive(Debug)]
+pub struct Records {
+    /// The schema's feature columns (ids when every record has one).
+    pub table: Table,
+    /// Whether the body was one object rather than a list.
+    pub single: bool,
+    /// Per record, the true class when the record carried the target field.
+    pub truths: Vec<Option<u32>>,
+}
+
+/// Records as a table of the schema's feature columns, or every problem found.
+pub fn parse_records(schema: &Schema, body: &Value) -> Result<Records, Vec<FieldError>> {
     let (records, single): (Vec<&Value>, bool) = match body {
         Value::Object(_) => (vec![body], true),
         Value::Array(items) if !items.is_empty() => (items.iter().collect(), false),
@@ -44,6 +54,7 @@ pub fn parse_records(schema: &Schema, body: &Value) -> Result<(Table, bool), Vec
         })
         .collect();
     let mut ids: Vec<Option<String>> = Vec::with_capacity(records.len());
+    let mut truths: Vec<Option<u32>> = Vec::with_capacity(records.len());
     let mut errors = Vec::new();
     for (i, record) in records.iter().enumerate() {
         let path = |field: &str| {
@@ -83,15 +94,20 @@ pub fn parse_records(schema: &Schema, body: &Value) -> Result<(Table, bool), Vec
                 message: format!("{v}: expected a string or number id"),
             });
         }
-        if let Some(v) = map.get(&schema.target)
-            && let Some(levels) = schema.target_column().levels()
-            && !v.as_str().is_some_and(|s| levels.iter().any(|l| l == s))
-        {
-            errors.push(FieldError {
-                path: path(&schema.target),
-                message: format!("{v}: expected one of {}", levels.join(", ")),
-            });
-        }
+        let classes = schema.classes();
+        truths.push(match map.get(&schema.target) {
+            None => None,
+            Some(v) => match v.as_str().and_then(|s| classes.iter().position(|l| l == s)) {
+                Some(i) => Some(i as u32),
+                None => {
+                    errors.push(FieldError {
+                        path: path(&schema.target),
+                        message: format!("{v}: expected one of {}", classes.join(", ")),
+                    });
+                    None
+                }
+            },
+        });
         for (spec, column) in features.iter().zip(values.iter_mut()) {
             let Some(v) = map.get(&spec.name) else {
                 errors.push(FieldError {
@@ -144,5 +160,9 @@ pub fn parse_records(schema: &Schema, body: &Value) -> Result<(Table, bool), Vec
         target: None,
         rows: (1..=records.len()).collect(),
     };
-    Ok((table, single))
+    Ok(Records {
+        table,
+        single,
+        truths,
+    })
 }

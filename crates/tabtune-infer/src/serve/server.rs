@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use tokio::sync::oneshot;
 
-use super::app::{AppState, app};
+use super::app::app;
+use super::state::AppState;
 
 /// A running server on its own thread and runtime.
 pub struct Server {

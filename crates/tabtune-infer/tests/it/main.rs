@@ -203,15 +203,15 @@ fn invalid_requests_get_422_with_every_field_path() {
 fn oversized_bodies_get_413_and_a_full_queue_429() {
     let (_dir, server, _) = start(ServeOptions {
         max_body_bytes: 2048,
-        max_in_flight: 64,
+        ..ServeOptions::default()
     });
     let big = json!(vec![record(); 50]).to_string();
     let (status, _) = post(&server, &big);
     assert_eq!(status, 413);
     server.stop().expect("stops");
     let (_dir, server, _) = start(ServeOptions {
-        max_body_bytes: 1 << 20,
         max_in_flight: 0,
+        ..ServeOptions::default()
     });
     let (status, body) = post(&server, &record().to_string());
     assert_eq!(status, 429, "{body}");
