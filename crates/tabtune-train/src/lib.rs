@@ -9,8 +9,11 @@
 #![warn(missing_docs)]
 
 mod cv;
+pub mod decision;
 mod error;
 mod family;
+pub mod objective;
+pub mod study_report;
 
 pub use cv::{CvReport, FoldResult, cross_validate, fit_all};
 pub use error::{Result, TrainError};

@@ -458,9 +458,8 @@ impl ParamValue {
     /// choices.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
-            Self::Float(x) => Some(*x),
+            Self::Float(x) | Self::Choice(Choice::Float(x)) => Some(*x),
             Self::Int(i) | Self::Choice(Choice::Int(i)) => Some(*i as f64),
-            Self::Choice(Choice::Float(x)) => Some(*x),
             Self::Choice(Choice::Bool(b)) => Some(f64::from(u8::from(*b))),
             Self::Choice(_) => None,
         }
