@@ -14,6 +14,10 @@ pub enum TuneError {
     /// The study storage failed (the message names the storage URL and what failed).
     #[error("{0}")]
     Storage(String),
+    /// The objective kept failing, so the run stopped (the message names the study, the
+    /// count and the last trial's reason).
+    #[error("{0}")]
+    Objective(String),
 }
 
 impl TuneError {

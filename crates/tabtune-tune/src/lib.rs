@@ -12,6 +12,7 @@
 
 mod error;
 pub mod model;
+pub mod storage;
 
 pub use error::{Result, TuneError};
 pub use model::{Choice, Direction, Distribution, FrozenTrial, ParamValue, TrialState};
