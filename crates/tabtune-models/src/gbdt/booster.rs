@@ -33,6 +33,15 @@ pub struct Labelled<'a> {
     pub y: &'a [u32],
 }
 
+/// The validation metrics of one boosting round (given to the round callback).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RoundEval {
+    /// Multi-class log loss of the model so far on the validation rows.
+    pub logloss: f64,
+    /// Accuracy of the model so far on the validation rows.
+    pub accuracy: f64,
+}
+
 /// What the round callback may answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
@@ -81,14 +90,15 @@ impl GbdtModel {
 
     /// Trains on `train`; with `valid`, tracks the validation log loss every round and, when
     /// `early_stopping_rounds > 0`, stops after that many rounds without improvement and keeps
-    /// the best round. `on_round(round, valid_loss)` is called after every round.
+    /// the best round. `on_round(round, valid_metrics)` is called after every round (a tuner
+    /// reports them as intermediate values and may stop the fit).
     pub fn fit(
         params: &GbdtValid,
         feature_names: &[String],
         n_classes: usize,
         train: Labelled<'_>,
         valid: Option<Labelled<'_>>,
-        on_round: &mut (dyn FnMut(usize, Option<f64>) -> Control + Send),
+        on_round: &mut (dyn FnMut(usize, Option<RoundEval>) -> Control + Send),
     ) -> Result<Self> {
         check_data(
             train,
@@ -373,7 +383,7 @@ impl<'t, 'v> Trainer<'t, 'v> {
     fn run(
         self,
         feature_names: &[String],
-        on_round: &mut (dyn FnMut(usize, Option<f64>) -> Control + Send),
+        on_round: &mut (dyn FnMut(usize, Option<RoundEval>) -> Control + Send),
     ) -> GbdtModel {
         let p = &self.params;
         let n_inputs = self.train.x.ncols();
@@ -510,20 +520,29 @@ impl<'t, 'v> Trainer<'t, 'v> {
                 round_trees.push(grown.tree);
             }
             trees.push(round_trees);
-            let loss = self.valid.map(|v| {
+            let eval = self.valid.map(|v| {
                 let probs: Vec<f64> = valid_scores
                     .chunks(k)
                     .flat_map(|r| to_proba(r.to_vec(), self.n_classes))
                     .collect();
-                log_loss(&probs, v.y, self.n_classes)
+                let hits = probs
+                    .chunks(self.n_classes)
+                    .zip(v.y)
+                    .filter(|(p, y)| argmax(p) == **y)
+                    .count();
+                RoundEval {
+                    logloss: log_loss(&probs, v.y, self.n_classes),
+                    accuracy: hits as f64 / v.y.len().max(1) as f64,
+                }
             });
+            let loss = eval.map(|e| e.logloss);
             if let Some(l) = loss {
                 valid_loss.push(l);
                 if l < best.0 {
                     best = (l, round);
                 }
             }
-            if on_round(round, loss) == Control::Stop {
+            if on_round(round, eval) == Control::Stop {
                 break;
             }
             if p.early_stopping_rounds > 0
