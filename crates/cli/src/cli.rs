@@ -233,6 +233,24 @@ pub struct ServeArgs {
     /// Predictions running or waiting at once (more: 429).
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
+    /// Bearer token required on /monitor/*, /feedback and /admin/reload (unset: open).
+    #[arg(
+        long,
+        env = "TABTUNE_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Reference data of the /monitor/* routes [default: the config's training file; when
+    /// that is missing, the routes answer 409].
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+    /// Recent predicted rows kept for /monitor/* (0: none; at most 100000).
+    #[arg(long, default_value_t = 1000, value_name = "ROWS")]
+    pub window: usize,
+    /// Rows a /monitor/* report needs at least (labelled rows for model performance).
+    #[arg(long, default_value_t = 30, value_name = "ROWS")]
+    pub min_window_rows: usize,
 }
 
 /// `tabtune monitor`.
@@ -251,4 +269,8 @@ pub struct MonitorArgs {
     /// HTML report [default: reports/monitor-<bundle>-<current stem>.html].
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Invalid rows of the current file: fail (exit 2), or quarantine them and count their
+    /// missing, invalid and out-of-range cells in the data quality report.
+    #[arg(long, value_enum, default_value_t = OnInvalidArg::Fail)]
+    pub on_invalid: OnInvalidArg,
 }

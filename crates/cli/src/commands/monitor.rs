@@ -7,7 +7,7 @@ use serde_json::json;
 use tabtune_features::io::write_bytes_atomic;
 use tabtune_features::{FeaturesError, TargetPresence};
 use tabtune_infer::load_bundle;
-use tabtune_infer::monitor::{data_drift, drift_html};
+use tabtune_infer::monitor::{data_drift, data_quality, monitor_html};
 
 use crate::cli::{InputArgs, MonitorArgs, OnInvalidArg};
 use crate::context::Context;
@@ -43,12 +43,23 @@ pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
     let reference_table = ctx
         .load_file(&reference, &strict, schema, TargetPresence::Optional)?
         .table;
-    let current_table = ctx
-        .load_file(&current, &strict, schema, TargetPresence::Optional)?
-        .table;
+    let current_input = InputArgs {
+        input: None,
+        on_invalid: args.on_invalid,
+        rejects: None,
+    };
+    let current_loaded =
+        ctx.load_file(&current, &current_input, schema, TargetPresence::Optional)?;
+    let current_table = current_loaded.table;
     let report = data_drift(&predictor, &reference_table, &current_table)?;
+    let quality = data_quality(
+        schema,
+        &reference_table,
+        &current_table,
+        Some(&current_loaded.report),
+    );
     let name = &predictor.bundle().meta.name;
-    let html = drift_html(&report, name)?;
+    let html = monitor_html(&report, &quality, name)?;
     spinner.finish_and_clear();
     let path = args.output.clone().unwrap_or_else(|| {
         let stem = current
@@ -67,6 +78,7 @@ pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
             "target": report.target,
             "prediction": report.prediction,
             "performance": report.performance,
+            "quality": quality,
         }));
     } else {
         let rows: Vec<Vec<String>> = report
@@ -97,6 +109,16 @@ pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
                 p.accuracy, p.logloss, p.macro_f1
             ));
         }
+        s.push_str(&format!(
+            "\ndata quality: {} current rows read, {} rejected, {} duplicate; missing in [{}]; out of range in [{}]; new levels in [{}]; constant: [{}]\n",
+            quality.current_rows_read,
+            quality.current_invalid_rows,
+            quality.duplicate_rows.1,
+            quality.columns_with_missing.join(", "),
+            quality.columns_out_of_range.join(", "),
+            quality.columns_with_new_levels.join(", "),
+            quality.constant_columns.join(", "),
+        ));
         s.push_str(&format!(
             "\ndataset drift: {} ({} of {} columns, {:.0}%)\nreport: {}\n",
             if report.dataset_drift { "yes" } else { "no" },

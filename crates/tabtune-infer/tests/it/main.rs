@@ -1,5 +1,8 @@
 //! The HTTP API against a real client on 127.0.0.1: every route, every error status, and
-//! predictions equal to the batch predictor's.
+//! predictions equal to the batch predictor's; monitoring reports.
+
+mod quality;
+mod serving;
 
 use std::net::SocketAddr;
 
@@ -13,7 +16,17 @@ use tabtune_models::bundle::{Bundle, BundleMeta, TrainingData};
 use tabtune_models::gbdt::{GbdtParams, Growth, Labelled};
 
 /// A small bundle trained on synthetic rows, loaded back as a predictor.
-fn predictor(dir: &std::path::Path) -> Predictor {
+pub(crate) fn predictor(dir: &std::path::Path) -> Predictor {
+    trained(dir, "toy", 10).0
+}
+
+/// A bundle `name` with `rounds` trees saved under `dir/name`, loaded back, with the trainer's
+/// own probabilities for the training rows and the training table.
+pub(crate) fn trained(
+    dir: &std::path::Path,
+    name: &str,
+    rounds: usize,
+) -> (Predictor, ndarray::Array2<f64>, tabtune_features::Table) {
     let path = dir.join("train.csv");
     std::fs::write(&path, tabtune_test::synthetic_obesity_csv(210, 3)).expect("write");
     let config = Config::load(&tabtune_test::default_config()).expect("config");
@@ -25,7 +38,7 @@ fn predictor(dir: &std::path::Path) -> Predictor {
         .expect("fits");
     let m = pre.transform(&table).expect("transforms");
     let mut p = GbdtParams::new(Growth::LeafWise);
-    p.rounds = 10;
+    p.rounds = rounds;
     let y = m.target.clone().expect("labels");
     let model = p
         .fit(
@@ -43,8 +56,9 @@ fn predictor(dir: &std::path::Path) -> Predictor {
         sha256: "0".repeat(64),
         rows: 210,
     };
-    let meta = BundleMeta::new("toy", "gbdt-leafwise", &pre, json!({}), data);
-    let out = dir.join("bundle");
+    let trainer_proba = model.predict_proba(m.values.view()).expect("predicts");
+    let meta = BundleMeta::new(name, "gbdt-leafwise", &pre, json!({}), data);
+    let out = dir.join(name);
     Bundle {
         meta,
         model: AnyModel::Gbdt(model),
@@ -52,10 +66,10 @@ fn predictor(dir: &std::path::Path) -> Predictor {
     }
     .save(&out)
     .expect("saves");
-    load_bundle(&out).expect("loads")
+    (load_bundle(&out).expect("loads"), trainer_proba, table)
 }
 
-fn record() -> Value {
+pub(crate) fn record() -> Value {
     json!({
         "id": "7", "Gender": "Male", "Age": 24.0, "Height": 1.75, "Weight": 85.0,
         "family_history_with_overweight": "yes", "FAVC": "yes", "FCVC": 2.0, "NCP": 3.0,
@@ -76,7 +90,7 @@ fn start(options: ServeOptions) -> (tempfile::TempDir, Server, Predictor) {
     (dir, server, p)
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
