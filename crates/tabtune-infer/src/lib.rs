@@ -1,8 +1,13 @@
 //! Inference from tabtune model bundles.
 //!
 //! Owns: loading a bundle for prediction and predicting on raw (unpreprocessed) data with the
-//! bundle's own schema and preprocessor; the HTTP API ([`serve`], feature `serve`). Must not
-//! depend on `tabtune-train` or `tabtune-tune`.
+//! bundle's own schema and preprocessor; monitoring reports ([`monitor`]: drift, data quality,
+//! model performance); the HTTP API ([`serve`], feature `serve`: predictions, monitoring over a
+//! window of recent requests, feedback, hot reload, optional bearer token). Must not depend on
+//! `tabtune-train` or `tabtune-tune`.
+//!
+//! Cargo features: `report` (HTML reports with SVG charts), `serve` (the axum API; implies
+//! `report`).
 #![warn(missing_docs)]
 
 mod error;
