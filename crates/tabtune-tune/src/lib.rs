@@ -12,7 +12,13 @@
 
 mod error;
 pub mod model;
+pub mod pruner;
+pub mod sampler;
+pub mod space;
 pub mod storage;
 
 pub use error::{Result, TuneError};
 pub use model::{Choice, Direction, Distribution, FrozenTrial, ParamValue, TrialState};
+pub use pruner::{Pruner, StudyView, Verdict, pruner_from_name};
+pub use sampler::{Proposal, Sampler, sampler_from_name};
+pub use space::{Condition, ParamSpec, SearchSpace};
