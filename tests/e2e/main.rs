@@ -4,6 +4,7 @@
 mod data;
 mod features;
 mod predict;
+mod registry;
 mod serve;
 mod train;
 
@@ -19,7 +20,8 @@ pub fn tabtune(cwd: &Path) -> Command {
         .arg(tabtune_test::default_config());
     cmd.env_remove("TABTUNE_DATA_DIR")
         .env_remove("TABTUNE_CONFIG")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        .env_remove("MLFLOW_TRACKING_URI");
     cmd
 }
 

@@ -69,6 +69,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Data, target and prediction drift of a current file against a reference (HTML + JSON).
     Monitor(MonitorArgs),
+    /// The model registry: list, show, promote and register bundles (MLflow's registry when a
+    /// tracking URI is set, else checkpoints/registry).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 /// `tabtune data ...`.
@@ -182,6 +186,16 @@ pub struct TrainArgs {
     /// folder (for example checkpoints/obesity-lgbm).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+    /// MLflow tracking server: the run is logged there too (params, per-fold and CV metrics,
+    /// the bundle with --save). Always logged: reports/runs and reports/tensorboard.
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    pub tracking_uri: Option<String>,
+    /// Experiment the run is logged under [default: the config's name].
+    #[arg(long, value_name = "NAME")]
+    pub experiment: Option<String>,
+    /// Track nothing (no local run record, TensorBoard files or MLflow run).
+    #[arg(long)]
+    pub no_track: bool,
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {
@@ -273,4 +287,84 @@ pub struct MonitorArgs {
     /// missing, invalid and out-of-range cells in the data quality report.
     #[arg(long, value_enum, default_value_t = OnInvalidArg::Fail)]
     pub on_invalid: OnInvalidArg,
+}
+
+/// `tabtune registry ...`.
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Registered models with their version counts and aliases.
+    List(RegistryListArgs),
+    /// One model's versions, aliases and CV metrics.
+    Show(RegistryShowArgs),
+    /// Point an alias (champion, challenger, ...) at a version.
+    Promote(RegistryPromoteArgs),
+    /// Register a bundle folder as the next version of a model.
+    Register(RegistryRegisterArgs),
+}
+
+/// Which registry: MLflow's with a tracking URI, else the local folder.
+#[derive(Debug, Args)]
+pub struct RegistryListArgs {
+    /// MLflow tracking server [default: none: the local registry, checkpoints/registry or
+    /// TABTUNE_REGISTRY_DIR].
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    pub tracking_uri: Option<String>,
+}
+
+/// `tabtune registry show`.
+#[derive(Debug, Args)]
+pub struct RegistryShowArgs {
+    /// Registered model name.
+    pub name: String,
+    /// MLflow tracking server [default: the local registry].
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    pub tracking_uri: Option<String>,
+}
+
+/// `tabtune registry promote`.
+#[derive(Debug, Args)]
+pub struct RegistryPromoteArgs {
+    /// Registered model name.
+    pub name: String,
+    /// Version to point the alias at.
+    pub version: u64,
+    /// The alias.
+    #[arg(long, default_value = "champion")]
+    pub alias: String,
+    /// MLflow tracking server [default: the local registry].
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    pub tracking_uri: Option<String>,
+}
+
+/// Which way a promotion metric is better.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DirectionArg {
+    /// Larger is better (accuracy).
+    Maximize,
+    /// Smaller is better (log loss).
+    Minimize,
+}
+
+/// `tabtune registry register`.
+#[derive(Debug, Args)]
+pub struct RegistryRegisterArgs {
+    /// Registered model name (created when new).
+    #[arg(long)]
+    pub name: String,
+    /// Bundle folder (written by `tabtune train --save`); its checksums are verified first.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Version tag (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub tags: Vec<(String, String)>,
+    /// Move `champion` to the new version only if this CV metric of bundle.json beats the
+    /// current champion's (for example cv_accuracy_mean).
+    #[arg(long, value_name = "METRIC")]
+    pub promote_on: Option<String>,
+    /// Direction of --promote-on.
+    #[arg(long, value_enum, default_value_t = DirectionArg::Maximize)]
+    pub direction: DirectionArg,
+    /// MLflow tracking server [default: the local registry].
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    pub tracking_uri: Option<String>,
 }

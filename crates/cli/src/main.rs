@@ -8,6 +8,7 @@ mod env;
 mod logging;
 mod model_ref;
 mod output;
+mod tracking;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ use clap::Parser;
 use tabtune_features::FeaturesError;
 use tabtune_infer::InferError;
 use tabtune_models::ModelError;
+use tabtune_track::TrackError;
 use tabtune_train::TrainError;
 
 use crate::cli::{Cli, Command, DataCommand};
@@ -40,6 +42,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Predict(args) => commands::predict::run(&ctx, args),
         Command::Serve(args) => commands::serve::run(&ctx, args),
         Command::Monitor(args) => commands::monitor::run(&ctx, args),
+        Command::Registry(command) => commands::registry::run(&ctx, command),
     }
 }
 
@@ -60,7 +63,10 @@ fn report(err: &anyhow::Error, json: bool) -> ExitCode {
             .is_some_and(InferError::is_bad_input)
         || err
             .downcast_ref::<ModelError>()
-            .is_some_and(ModelError::is_bad_input);
+            .is_some_and(ModelError::is_bad_input)
+        || err
+            .downcast_ref::<TrackError>()
+            .is_some_and(TrackError::is_bad_input);
     let mut text = format!("error: {err}");
     for cause in err.chain().skip(1) {
         text.push_str(&format!("\n  caused by: {cause}"));

@@ -6,5 +6,6 @@ pub mod features;
 pub mod fetch;
 pub mod monitor;
 pub mod predict;
+pub mod registry;
 pub mod serve;
 pub mod train;

@@ -106,6 +106,14 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
         )?),
         None => None,
     };
+    crate::tracking::log_train_run(
+        ctx,
+        args,
+        family.name(),
+        &params,
+        &report,
+        bundle.as_deref(),
+    );
 
     if ctx.json {
         output::json(&json!({

@@ -1,0 +1,234 @@
+//! `tabtune registry list|show|promote|register`: the model registry (MLflow's when a tracking
+//! URI is set, else the local folder).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde_json::json;
+use tabtune_track::TrackError;
+use tabtune_track::registry::{
+    BundleInfo, CHAMPION, Direction, ModelVersion, Promotion, RegisteredModel,
+    register_and_maybe_promote,
+};
+
+use crate::cli::{DirectionArg, RegistryCommand};
+use crate::context::Context;
+use crate::model_ref::open_registry;
+use crate::output;
+
+fn version_json(v: &ModelVersion, aliases: &BTreeMap<String, u64>) -> serde_json::Value {
+    json!({
+        "version": v.version,
+        "aliases": aliases.iter().filter(|(_, n)| **n == v.version).map(|(a, _)| a).collect::<Vec<_>>(),
+        "created_ms": v.created_ms,
+        "source": v.source,
+        "run_id": v.run_id,
+        "bundle": v.bundle_name,
+        "family": v.family,
+        "metrics": v.metrics,
+        "tags": v.tags,
+    })
+}
+
+fn model_json(m: &RegisteredModel) -> serde_json::Value {
+    json!({
+        "name": m.name,
+        "aliases": m.aliases,
+        "tags": m.tags,
+        "versions": m.versions.iter().map(|v| version_json(v, &m.aliases)).collect::<Vec<_>>(),
+    })
+}
+
+fn metric_cell(v: &ModelVersion, key: &str) -> String {
+    v.metrics
+        .get(key)
+        .map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"))
+}
+
+fn direction(arg: DirectionArg) -> Direction {
+    match arg {
+        DirectionArg::Maximize => Direction::Maximize,
+        DirectionArg::Minimize => Direction::Minimize,
+    }
+}
+
+fn promotion_json(p: &Promotion) -> serde_json::Value {
+    serde_json::to_value(p).expect("promotions always serialize")
+}
+
+/// Runs the command.
+pub fn run(ctx: &Context, command: &RegistryCommand) -> Result<()> {
+    match command {
+        RegistryCommand::List(args) => {
+            let registry = open_registry(args.tracking_uri.as_deref())?;
+            let mut models = Vec::new();
+            for name in registry.models()? {
+                models.push(registry.model(&name)?);
+            }
+            if ctx.json {
+                output::json(&json!({
+                    "registry": registry.describe(),
+                    "models": models.iter().map(|m| json!({
+                        "name": m.name,
+                        "versions": m.versions.len(),
+                        "latest": m.versions.last().map(|v| v.version),
+                        "aliases": m.aliases,
+                    })).collect::<Vec<_>>(),
+                }));
+            } else if models.is_empty() {
+                output::text(&format!(
+                    "no models in the {} registry (tabtune registry register --name NAME --bundle DIR)\n",
+                    registry.describe()
+                ));
+            } else {
+                let rows: Vec<Vec<String>> = models
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            m.name.clone(),
+                            m.versions.len().to_string(),
+                            m.aliases
+                                .iter()
+                                .map(|(a, v)| format!("{a}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        ]
+                    })
+                    .collect();
+                output::text(&format!(
+                    "{} registry\n{}",
+                    registry.describe(),
+                    output::table(&["model", "versions", "aliases"], &rows)
+                ));
+            }
+        }
+        RegistryCommand::Show(args) => {
+            let registry = open_registry(args.tracking_uri.as_deref())?;
+            let model = registry.model(&args.name)?;
+            if ctx.json {
+                output::json(&model_json(&model));
+            } else {
+                let rows: Vec<Vec<String>> = model
+                    .versions
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            v.version.to_string(),
+                            model
+                                .aliases
+                                .iter()
+                                .filter(|(_, n)| **n == v.version)
+                                .map(|(a, _)| a.clone())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                            v.family.clone(),
+                            metric_cell(v, "cv_accuracy_mean"),
+                            metric_cell(v, "cv_logloss_mean"),
+                            v.source.clone(),
+                        ]
+                    })
+                    .collect();
+                output::text(&format!(
+                    "{} ({} registry)\n{}",
+                    model.name,
+                    registry.describe(),
+                    output::table(
+                        &[
+                            "version",
+                            "aliases",
+                            "family",
+                            "cv_accuracy",
+                            "cv_logloss",
+                            "source"
+                        ],
+                        &rows
+                    )
+                ));
+            }
+        }
+        RegistryCommand::Promote(args) => {
+            let registry = open_registry(args.tracking_uri.as_deref())?;
+            registry.set_alias(&args.name, &args.alias, args.version)?;
+            if ctx.json {
+                output::json(&json!({
+                    "name": args.name, "alias": args.alias, "version": args.version,
+                }));
+            } else {
+                output::text(&format!(
+                    "{}@{} -> version {}\n",
+                    args.name, args.alias, args.version
+                ));
+            }
+        }
+        RegistryCommand::Register(args) => {
+            let registry = open_registry(args.tracking_uri.as_deref())?;
+            let tags: BTreeMap<String, String> = args.tags.iter().cloned().collect();
+            // With --tag the same steps as `register_and_maybe_promote`, tags added.
+            let (version, promotion) = match &args.promote_on {
+                Some(metric) if tags.is_empty() => {
+                    let (v, p) = register_and_maybe_promote(
+                        registry.as_ref(),
+                        &args.name,
+                        &args.bundle,
+                        metric,
+                        direction(args.direction),
+                    )?;
+                    (v, Some(p))
+                }
+                Some(metric) => {
+                    let info = BundleInfo::read(&args.bundle)?;
+                    if !info.metrics.contains_key(metric) {
+                        anyhow::bail!(TrackError::Bundle {
+                            path: args.bundle.join("bundle.json"),
+                            message: format!(
+                                "has no metric {metric:?} to compare (it has: {})",
+                                info.metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        });
+                    }
+                    let v = registry.register(&args.name, &args.bundle, &tags)?;
+                    let p = registry.promote_if_better(
+                        &args.name,
+                        CHAMPION,
+                        v.version,
+                        metric,
+                        direction(args.direction),
+                    )?;
+                    (v, Some(p))
+                }
+                None => (registry.register(&args.name, &args.bundle, &tags)?, None),
+            };
+            if ctx.json {
+                output::json(&json!({
+                    "name": args.name,
+                    "version": version.version,
+                    "registry": registry.describe(),
+                    "model": format!("models:/{}/{}", args.name, version.version),
+                    "promotion": promotion.as_ref().map(promotion_json),
+                }));
+            } else {
+                let mut text = format!(
+                    "registered {} as models:/{}/{} in the {} registry\n",
+                    args.bundle.display(),
+                    args.name,
+                    version.version,
+                    registry.describe()
+                );
+                if let Some(p) = &promotion {
+                    text.push_str(&format!(
+                        "{}: {} ({})\n",
+                        p.alias,
+                        if p.promoted {
+                            "moved to this version"
+                        } else {
+                            "unchanged"
+                        },
+                        p.reason
+                    ));
+                }
+                output::text(&text);
+            }
+        }
+    }
+    Ok(())
+}
