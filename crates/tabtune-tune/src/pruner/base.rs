@@ -110,14 +110,18 @@ pub fn pruner_from_name(spec: &str) -> Result<Box<dyn Pruner>> {
         keyed,
         used: std::cell::RefCell::new(Vec::new()),
     };
+    let named = |e: TuneError| TuneError::Invalid(format!("pruner `{spec}`: {e}"));
     let pruner: Box<dyn Pruner> = match name {
         "none" => Box::new(NopPruner),
-        "median" => Box::new(PercentilePruner::median(
-            settings.int("n_startup_trials", 5)?,
-            settings.int("n_warmup_steps", 0)?,
-            settings.int("interval_steps", 1)?,
-            settings.int("n_min_trials", 1)?,
-        )?),
+        "median" => Box::new(
+            PercentilePruner::median(
+                settings.int("n_startup_trials", 5)?,
+                settings.int("n_warmup_steps", 0)?,
+                settings.int("interval_steps", 1)?,
+                settings.int("n_min_trials", 1)?,
+            )
+            .map_err(named)?,
+        ),
         "percentile" => {
             let Some(p) = positional.pop() else {
                 return Err(TuneError::Invalid(format!(
@@ -127,30 +131,42 @@ pub fn pruner_from_name(spec: &str) -> Result<Box<dyn Pruner>> {
             let p: f64 = p.parse().map_err(|_| {
                 TuneError::Invalid(format!("pruner `{spec}`: percentile `{p}` is not a number"))
             })?;
-            Box::new(PercentilePruner::new(
-                p,
-                settings.int("n_startup_trials", 5)?,
-                settings.int("n_warmup_steps", 0)?,
-                settings.int("interval_steps", 1)?,
-                settings.int("n_min_trials", 1)?,
-            )?)
+            Box::new(
+                PercentilePruner::new(
+                    p,
+                    settings.int("n_startup_trials", 5)?,
+                    settings.int("n_warmup_steps", 0)?,
+                    settings.int("interval_steps", 1)?,
+                    settings.int("n_min_trials", 1)?,
+                )
+                .map_err(named)?,
+            )
         }
-        "asha" | "successive-halving" => Box::new(SuccessiveHalvingPruner::new(
-            settings.int_or_auto("min_resource", None)?,
-            settings.int("reduction_factor", 4)?,
-            settings.int("min_early_stopping_rate", 0)?,
-            settings.int("bootstrap_count", 0)?,
-        )?),
-        "hyperband" => Box::new(HyperbandPruner::new(
-            settings.int("min_resource", 1)?,
-            settings.int_or_auto("max_resource", None)?,
-            settings.int("reduction_factor", 3)?,
-            settings.int("bootstrap_count", 0)?,
-        )?),
-        "wilcoxon" => Box::new(WilcoxonPruner::new(
-            settings.float("p_threshold", 0.1)?,
-            settings.int("n_startup_steps", 2)?,
-        )?),
+        "asha" | "successive-halving" => Box::new(
+            SuccessiveHalvingPruner::new(
+                settings.int_or_auto("min_resource", None)?,
+                settings.int("reduction_factor", 4)?,
+                settings.int("min_early_stopping_rate", 0)?,
+                settings.int("bootstrap_count", 0)?,
+            )
+            .map_err(named)?,
+        ),
+        "hyperband" => Box::new(
+            HyperbandPruner::new(
+                settings.int("min_resource", 1)?,
+                settings.int_or_auto("max_resource", None)?,
+                settings.int("reduction_factor", 3)?,
+                settings.int("bootstrap_count", 0)?,
+            )
+            .map_err(named)?,
+        ),
+        "wilcoxon" => Box::new(
+            WilcoxonPruner::new(
+                settings.float("p_threshold", 0.1)?,
+                settings.int("n_startup_steps", 2)?,
+            )
+            .map_err(named)?,
+        ),
         other => {
             return Err(TuneError::Invalid(format!(
                 "unknown pruner `{other}`; expected one of {}",

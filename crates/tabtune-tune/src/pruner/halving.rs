@@ -32,17 +32,17 @@ impl SuccessiveHalvingPruner {
     ) -> Result<Self> {
         if min_resource == Some(0) {
             return Err(TuneError::Invalid(
-                "pruner min_resource: must be >= 1 or auto, got 0".into(),
+                "min_resource: must be >= 1 or auto, got 0".into(),
             ));
         }
         if reduction_factor < 2 {
             return Err(TuneError::Invalid(format!(
-                "pruner reduction_factor: must be >= 2, got {reduction_factor}"
+                "reduction_factor: must be >= 2, got {reduction_factor}"
             )));
         }
         if bootstrap_count > 0 && min_resource.is_none() {
             return Err(TuneError::Invalid(
-                "pruner bootstrap_count: needs a fixed min_resource, not auto".into(),
+                "bootstrap_count: needs a fixed min_resource, not auto".into(),
             ));
         }
         Ok(Self {

@@ -38,19 +38,19 @@ impl HyperbandPruner {
     ) -> Result<Self> {
         if min_resource < 1 {
             return Err(TuneError::Invalid(
-                "pruner min_resource: must be >= 1, got 0".into(),
+                "min_resource: must be >= 1, got 0".into(),
             ));
         }
         if let Some(m) = max_resource
             && m < min_resource
         {
             return Err(TuneError::Invalid(format!(
-                "pruner max_resource: must be >= min_resource ({min_resource}), got {m}"
+                "max_resource: must be >= min_resource ({min_resource}), got {m}"
             )));
         }
         if reduction_factor < 2 {
             return Err(TuneError::Invalid(format!(
-                "pruner reduction_factor: must be >= 2, got {reduction_factor}"
+                "reduction_factor: must be >= 2, got {reduction_factor}"
             )));
         }
         Ok(Self {

@@ -12,3 +12,6 @@ pub use halving::SuccessiveHalvingPruner;
 pub use hyperband::HyperbandPruner;
 pub use percentile::PercentilePruner;
 pub use wilcoxon::{Alternative, WilcoxonPruner, wilcoxon_signed_rank};
+
+#[cfg(test)]
+mod tests;

@@ -28,17 +28,17 @@ impl PercentilePruner {
     ) -> Result<Self> {
         if !(0.0..=100.0).contains(&percentile) {
             return Err(TuneError::Invalid(format!(
-                "pruner percentile: must be in [0, 100], got {percentile}"
+                "percentile: must be in [0, 100], got {percentile}"
             )));
         }
         if interval_steps < 1 {
             return Err(TuneError::Invalid(
-                "pruner interval_steps: must be >= 1, got 0".into(),
+                "interval_steps: must be >= 1, got 0".into(),
             ));
         }
         if n_min_trials < 1 {
             return Err(TuneError::Invalid(
-                "pruner n_min_trials: must be >= 1, got 0".into(),
+                "n_min_trials: must be >= 1, got 0".into(),
             ));
         }
         Ok(Self {

@@ -161,7 +161,7 @@ impl WilcoxonPruner {
     pub fn new(p_threshold: f64, n_startup_steps: usize) -> Result<Self> {
         if !(0.0..=1.0).contains(&p_threshold) {
             return Err(TuneError::Invalid(format!(
-                "pruner p_threshold: must be in [0, 1], got {p_threshold}"
+                "p_threshold: must be in [0, 1], got {p_threshold}"
             )));
         }
         Ok(Self {

@@ -19,3 +19,6 @@ pub use grid::GridSampler;
 pub use qmc::{MAX_QMC_DIMENSIONS, QmcSampler};
 pub use random::RandomSampler;
 pub use tpe::{TpeOptions, TpeSampler, default_gamma, default_weights};
+
+#[cfg(test)]
+mod tests;
