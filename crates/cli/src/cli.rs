@@ -164,9 +164,13 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// Model family: gbdt-leafwise (LightGBM style), gbdt-depthwise (XGBoost style),
-    /// gbdt-oblivious (CatBoost style), random-forest, decision-tree.
+    /// gbdt-oblivious (CatBoost style), random-forest, decision-tree, mlp, tabm.
     #[arg(long, value_name = "FAMILY")]
     pub model: String,
+    /// Device for the neural families: auto (CUDA, else a wgpu GPU, else the CPU), cpu, wgpu,
+    /// cuda or cuda:N. Tree families always run on the CPU.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
     /// Folds [default: the config's `cv.folds`].
     #[arg(long, value_name = "K")]
     pub folds: Option<usize>,

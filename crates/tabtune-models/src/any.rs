@@ -8,6 +8,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::error::{ModelError, Result};
 use crate::forest::{FOREST_FORMAT, ForestModel};
 use crate::gbdt::{GBDT_FORMAT, GbdtModel};
+use crate::nn::{NEURAL_FORMAT, NeuralModel};
 
 /// The `format` field every model file starts with.
 #[derive(serde::Deserialize)]
@@ -22,6 +23,8 @@ pub enum AnyModel {
     Gbdt(GbdtModel),
     /// A decision tree or random forest.
     Forest(ForestModel),
+    /// An MLP or TabM (weights in a safetensors file beside the model file).
+    Neural(NeuralModel),
 }
 
 impl AnyModel {
@@ -30,22 +33,26 @@ impl AnyModel {
         match self {
             Self::Gbdt(m) => m.predict_proba(x),
             Self::Forest(m) => m.predict_proba(x),
+            Self::Neural(m) => m.predict_proba(x),
         }
     }
 
-    /// Total split gain (impurity decrease for forests) per input feature.
+    /// Total split gain (impurity decrease for forests) per input feature; empty for neural
+    /// models, which have no split gains.
     pub fn importance_gain(&self) -> &[f64] {
         match self {
             Self::Gbdt(m) => &m.importance_gain,
             Self::Forest(m) => &m.importance_gain,
+            Self::Neural(_) => &[],
         }
     }
 
-    /// Boosting rounds kept, or trees in the forest.
+    /// Boosting rounds kept, trees in the forest, or epochs of a neural model's kept weights.
     pub fn rounds(&self) -> usize {
         match self {
             Self::Gbdt(m) => m.trees.len(),
             Self::Forest(m) => m.trees.len(),
+            Self::Neural(m) => m.best_epoch,
         }
     }
 
@@ -54,18 +61,30 @@ impl AnyModel {
         match self {
             Self::Gbdt(m) => &m.feature_names,
             Self::Forest(m) => &m.feature_names,
+            Self::Neural(m) => &m.feature_names,
         }
     }
 
-    /// Writes the model file.
+    /// Writes the model file (and, for a neural model, its weights file beside it: see
+    /// [`AnyModel::extra_files`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         match self {
             Self::Gbdt(m) => m.save(path),
             Self::Forest(m) => m.save(path),
+            Self::Neural(m) => m.save(path),
         }
     }
 
-    /// Reads a model file of either family (by its `format`).
+    /// Files besides the model file `path` that [`AnyModel::save`] writes and
+    /// [`AnyModel::load`] reads (a neural model's safetensors weights).
+    pub fn extra_files(&self, path: &Path) -> Vec<std::path::PathBuf> {
+        match self {
+            Self::Gbdt(_) | Self::Forest(_) => Vec::new(),
+            Self::Neural(_) => vec![NeuralModel::weights_path(path)],
+        }
+    }
+
+    /// Reads a model file of any family (by its `format`).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read(path).map_err(|e| ModelError::Io {
             path: path.to_owned(),
@@ -78,10 +97,12 @@ impl AnyModel {
         match head.format.as_deref() {
             Some(GBDT_FORMAT) => GbdtModel::load(path).map(Self::Gbdt),
             Some(FOREST_FORMAT) => ForestModel::load(path).map(Self::Forest),
+            Some(NEURAL_FORMAT) => NeuralModel::load(path).map(Self::Neural),
             other => Err(ModelError::Load {
                 path: path.to_owned(),
                 message: format!(
-                    "unknown model format {other:?}; expected {GBDT_FORMAT} or {FOREST_FORMAT}"
+                    "unknown model format {other:?}; expected {GBDT_FORMAT}, {FOREST_FORMAT} or \
+                     {NEURAL_FORMAT}"
                 ),
             }),
         }

@@ -1,4 +1,5 @@
-//! Model bundles: a self-contained folder with the model, its fitted preprocessor and
+//! Model bundles: a self-contained folder with the model (and a neural model's
+//! `model.safetensors` weights), its fitted preprocessor and
 //! `bundle.json` (format version, family, classes, feature schema, hyperparameters, CV metrics,
 //! training-data sha256, tabtune version and git commit, and the sha256 of every file).
 //! Loading verifies every checksum and the format version, and refuses a modified or
@@ -105,6 +106,15 @@ impl BundleMeta {
     }
 }
 
+/// File names (in `dir`) of the model's files besides [`MODEL_FILE`].
+fn extra_file_names(model: &AnyModel, dir: &Path) -> Vec<String> {
+    model
+        .extra_files(&dir.join(MODEL_FILE))
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect()
+}
+
 fn load_err(path: &Path, message: impl Into<String>) -> ModelError {
     ModelError::Load {
         path: path.to_owned(),
@@ -134,10 +144,12 @@ impl Bundle {
             .save(&tmp.path().join(PREPROCESSOR_FILE))
             .map_err(|e| load_err(dir, e.to_string()))?;
         let mut meta = self.meta.clone();
-        for file in [MODEL_FILE, PREPROCESSOR_FILE] {
+        let mut files = vec![MODEL_FILE.to_owned(), PREPROCESSOR_FILE.to_owned()];
+        files.extend(extra_file_names(&self.model, tmp.path()));
+        for file in &files {
             let sha =
                 sha256_file(&tmp.path().join(file)).map_err(|e| load_err(dir, e.to_string()))?;
-            meta.files.insert(file.to_owned(), sha);
+            meta.files.insert(file.clone(), sha);
         }
         let json = serde_json::to_vec_pretty(&meta).expect("metadata always serializes");
         write_bytes_atomic(&tmp.path().join(BUNDLE_FILE), &json)
@@ -191,12 +203,24 @@ impl Bundle {
         }
         let meta: BundleMeta = serde_json::from_value(value)
             .map_err(|e| load_err(&meta_path, format!("invalid: {e}")))?;
+        // The model and preprocessor files must be listed; every listed file (a neural model's
+        // weights too) must match its checksum.
         for file in [MODEL_FILE, PREPROCESSOR_FILE] {
+            if !meta.files.contains_key(file) {
+                return Err(load_err(
+                    &meta_path,
+                    format!("lists no checksum for {file}"),
+                ));
+            }
+        }
+        for (file, expected) in &meta.files {
+            if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+                return Err(load_err(
+                    &meta_path,
+                    format!("lists a file outside the bundle folder: {file}"),
+                ));
+            }
             let path = dir.join(file);
-            let expected = meta
-                .files
-                .get(file)
-                .ok_or_else(|| load_err(&meta_path, format!("lists no checksum for {file}")))?;
             let actual = sha256_file(&path).map_err(|e| load_err(&path, e.to_string()))?;
             if &actual != expected {
                 return Err(load_err(
@@ -208,6 +232,14 @@ impl Bundle {
             }
         }
         let model = AnyModel::load(&dir.join(MODEL_FILE))?;
+        for extra in extra_file_names(&model, dir) {
+            if !meta.files.contains_key(&extra) {
+                return Err(load_err(
+                    &meta_path,
+                    format!("lists no checksum for {extra}, which the model reads"),
+                ));
+            }
+        }
         let preprocessor = Preprocessor::load(&dir.join(PREPROCESSOR_FILE))
             .map_err(|e| load_err(dir, e.to_string()))?;
         if model.feature_names() != preprocessor.output.as_slice() {

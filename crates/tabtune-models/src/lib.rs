@@ -3,7 +3,12 @@
 //! Owns: the gradient-boosted tree family ([`gbdt`]: histogram trees grown depth-wise,
 //! leaf-wise or oblivious, multi-class softmax and binary log loss, early stopping, importances,
 //! a versioned JSON format) and the classification-tree family ([`forest`]: decision tree and
-//! random forest with Gini or entropy and out-of-bag score). Must not depend on the trainer, the tuner or the CLI.
+//! random forest with Gini or entropy and out-of-bag score), and the neural family ([`nn`]: MLP
+//! and TabM modules on burn, stacked so many trials train as one model; CPU prediction).
+//! Must not depend on the trainer, the tuner or the CLI.
+//!
+//! Features: `wgpu` and `cuda` add those burn backends (used by `tabtune-train`); the CPU
+//! backend (flex) is always built, so every bundle predicts on the CPU.
 #![warn(missing_docs)]
 
 mod any;
@@ -11,6 +16,7 @@ pub mod bundle;
 mod error;
 pub mod forest;
 pub mod gbdt;
+pub mod nn;
 mod saved;
 
 pub use any::AnyModel;

@@ -11,6 +11,7 @@ use tabtune_models::gbdt::{Control, GbdtModel, Labelled, labels_of, log_loss};
 
 use crate::error::{Result, TrainError};
 use crate::family::ModelParams;
+use crate::nn::{DeviceChoice, EpochMetrics, cross_validate_neural, fit_all_neural};
 
 /// Metrics of one fold.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -52,8 +53,47 @@ pub struct CvReport {
     pub oof_fold: Vec<usize>,
     /// Class names.
     pub classes: Vec<String>,
-    /// Feature names with their split gain summed over the folds' models, largest first.
+    /// Feature names with their split gain summed over the folds' models, largest first
+    /// (empty for neural models).
     pub importance: Vec<(String, f64)>,
+    /// The device the models trained on (`cpu` for the tree families).
+    pub device: String,
+}
+
+impl CvReport {
+    /// A report from per-fold results (means and standard deviation computed here).
+    pub fn from_folds(
+        folds: Vec<FoldResult>,
+        seconds: f64,
+        oof: Array2<f64>,
+        oof_fold: Vec<usize>,
+        classes: Vec<String>,
+        mut importance: Vec<(String, f64)>,
+        device: String,
+    ) -> Self {
+        let n = folds.len().max(1) as f64;
+        let accuracy_mean = folds.iter().map(|r| r.accuracy).sum::<f64>() / n;
+        let accuracy_std = (folds
+            .iter()
+            .map(|r| (r.accuracy - accuracy_mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        let logloss_mean = folds.iter().map(|r| r.logloss).sum::<f64>() / n;
+        importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Self {
+            folds,
+            accuracy_mean,
+            accuracy_std,
+            logloss_mean,
+            seconds,
+            oof,
+            oof_fold,
+            classes,
+            importance,
+            device,
+        }
+    }
 }
 
 /// Fits a model of `params`' family on a feature matrix. A GBDT learns which columns are
@@ -91,6 +131,7 @@ fn fit_model(
         ModelParams::Forest(p) => {
             ForestModel::fit(&p.check()?, &m.names, n_classes, train).map(AnyModel::Forest)
         }
+        ModelParams::Neural(_) => unreachable!("neural models train in crate::nn"),
     }
 }
 
@@ -101,6 +142,20 @@ pub fn fit_all(
     spec: &PreprocessorSpec,
     params: &ModelParams,
 ) -> Result<(Preprocessor, AnyModel)> {
+    fit_all_on(table, spec, params, &DeviceChoice::cpu("default"))
+}
+
+/// [`fit_all`] on a chosen device (neural models; the tree families always run on the CPU).
+pub fn fit_all_on(
+    table: &Table,
+    spec: &PreprocessorSpec,
+    params: &ModelParams,
+    device: &DeviceChoice,
+) -> Result<(Preprocessor, AnyModel)> {
+    if let ModelParams::Neural(p) = params {
+        let (pre, model) = fit_all_neural(table, spec, p, device, &mut |_, _| Control::Continue)?;
+        return Ok((pre, AnyModel::Neural(model)));
+    }
     let n_classes = spec.schema().classes().len();
     let pre = spec.fit(table)?;
     let m = pre.transform(table)?;
@@ -112,7 +167,8 @@ pub fn fit_all(
 /// `spec` is fitted on the fold's training rows only and applied to both sides. With
 /// `early_stopping_rounds > 0`, the fold's validation rows are the early-stopping set (as is
 /// usual in k-fold model selection; the reported fold metrics are then slightly optimistic).
-/// `on_fold` is called after each fold.
+/// `on_fold` is called after each fold. Neural models train on the CPU here; see
+/// [`cross_validate_on`] for a device and an epoch hook.
 pub fn cross_validate(
     table: &Table,
     spec: &PreprocessorSpec,
@@ -120,6 +176,32 @@ pub fn cross_validate(
     kfold: KFold,
     on_fold: &mut dyn FnMut(&FoldResult),
 ) -> Result<CvReport> {
+    cross_validate_on(
+        table,
+        spec,
+        params,
+        kfold,
+        &DeviceChoice::cpu("default"),
+        on_fold,
+        &mut |_, _| Control::Continue,
+    )
+}
+
+/// [`cross_validate`] on a chosen device, with an epoch hook for neural models
+/// (`on_epoch(fold_index, metrics)`; the folds train together as one population). The tree
+/// families ignore both and run on the CPU.
+pub fn cross_validate_on(
+    table: &Table,
+    spec: &PreprocessorSpec,
+    params: &ModelParams,
+    kfold: KFold,
+    device: &DeviceChoice,
+    on_fold: &mut dyn FnMut(&FoldResult),
+    on_epoch: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
+) -> Result<CvReport> {
+    if let ModelParams::Neural(p) = params {
+        return cross_validate_neural(table, spec, p, kfold, device, on_fold, on_epoch);
+    }
     let start = Instant::now();
     let labels = table.target.as_ref().ok_or_else(|| {
         TrainError::Invalid(format!(
@@ -136,6 +218,7 @@ pub fn cross_validate(
         ModelParams::Forest(p) => {
             p.check()?;
         }
+        ModelParams::Neural(_) => unreachable!("dispatched above"),
     }
     let folds = kfold.split(labels, n_classes)?;
     let mut oof = Array2::<f64>::zeros((table.n_rows(), n_classes));
@@ -192,29 +275,15 @@ pub fn cross_validate(
         on_fold(&result);
         results.push(result);
     }
-    let n = results.len() as f64;
-    let accuracy_mean = results.iter().map(|r| r.accuracy).sum::<f64>() / n;
-    let accuracy_std = (results
-        .iter()
-        .map(|r| (r.accuracy - accuracy_mean).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt();
-    let logloss_mean = results.iter().map(|r| r.logloss).sum::<f64>() / n;
-    Ok(CvReport {
-        folds: results,
-        accuracy_mean,
-        accuracy_std,
-        logloss_mean,
-        seconds: start.elapsed().as_secs_f64(),
+    Ok(CvReport::from_folds(
+        results,
+        start.elapsed().as_secs_f64(),
         oof,
         oof_fold,
-        classes: spec.schema().classes().to_vec(),
-        importance: {
-            importance.sort_by(|a, b| b.1.total_cmp(&a.1));
-            importance
-        },
-    })
+        spec.schema().classes().to_vec(),
+        importance,
+        "cpu".to_owned(),
+    ))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use tabtune_models::forest::{ForestKind, ForestParams};
 use tabtune_models::gbdt::{GbdtParams, Growth};
+use tabtune_models::nn::{NetKind, NeuralParams};
 
 use crate::error::{Result, TrainError};
 
@@ -14,6 +15,8 @@ pub enum ModelParams {
     Gbdt(GbdtParams),
     /// Decision tree or random forest.
     Forest(ForestParams),
+    /// MLP or TabM.
+    Neural(NeuralParams),
 }
 
 /// A model family.
@@ -29,16 +32,22 @@ pub enum Family {
     RandomForest,
     /// One classification tree (Gini or entropy).
     DecisionTree,
+    /// A multi-layer perceptron (burn; CPU, wgpu or CUDA).
+    Mlp,
+    /// TabM: a BatchEnsemble MLP with periodic numeric embeddings.
+    Tabm,
 }
 
 impl Family {
     /// Every family, in the order the CLI lists them.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 7] = [
         Self::GbdtLeafwise,
         Self::GbdtDepthwise,
         Self::GbdtOblivious,
         Self::RandomForest,
         Self::DecisionTree,
+        Self::Mlp,
+        Self::Tabm,
     ];
 
     /// The CLI name.
@@ -49,7 +58,14 @@ impl Family {
             Self::GbdtOblivious => "gbdt-oblivious",
             Self::RandomForest => "random-forest",
             Self::DecisionTree => "decision-tree",
+            Self::Mlp => "mlp",
+            Self::Tabm => "tabm",
         }
+    }
+
+    /// Whether the family trains on a `--device` (the neural families).
+    pub fn is_neural(self) -> bool {
+        matches!(self, Self::Mlp | Self::Tabm)
     }
 
     /// Parses a CLI name.
@@ -72,6 +88,19 @@ impl Family {
             Self::GbdtLeafwise => Growth::LeafWise,
             Self::GbdtDepthwise => Growth::DepthWise,
             Self::GbdtOblivious => Growth::Oblivious,
+            Self::Mlp | Self::Tabm => {
+                let kind = if self == Self::Mlp {
+                    NetKind::Mlp
+                } else {
+                    NetKind::Tabm
+                };
+                let mut p = NeuralParams::new(kind);
+                for (name, value) in overrides {
+                    p.set(name, value)?;
+                }
+                p.check()?;
+                return Ok(ModelParams::Neural(p));
+            }
             Self::RandomForest | Self::DecisionTree => {
                 let kind = if self == Self::RandomForest {
                     ForestKind::RandomForest
@@ -120,5 +149,19 @@ mod tests {
                 .params(&[("nope".into(), "1".into())])
                 .is_err()
         );
+        let p = Family::Tabm
+            .params(&[("k".into(), "4".into()), ("seed".into(), "3".into())])
+            .expect("ok");
+        assert!(matches!(p, ModelParams::Neural(ref n) if n.k == 4 && n.seed == 3));
+        let m = Family::Mlp
+            .params(&[("dropout".into(), "1.5".into())])
+            .expect_err("invalid")
+            .to_string();
+        assert!(m.contains("`dropout` = 1.5"), "{m}");
+        let m = Family::Mlp
+            .params(&[("depht".into(), "2".into())])
+            .expect_err("unknown")
+            .to_string();
+        assert!(m.contains("`depht`"), "{m}");
     }
 }

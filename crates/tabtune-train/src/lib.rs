@@ -2,8 +2,13 @@
 //!
 //! Owns: k-fold cross-validation of a model family on a validated [`Table`], with the
 //! preprocessor fitted on each fold's training rows only (no leakage), out-of-fold predictions
-//! and per-fold metrics. Later: backends and device selection, neural training, objectives for
-//! the tuner. Must not depend on the CLI.
+//! and per-fold metrics; neural training on burn ([`nn`]: device selection, the training loop,
+//! population training of many trials or folds as one stacked model, and the `on_epoch` hook a
+//! tuner uses for intermediate values and pruning). Later: objectives for the tuner. Must not
+//! depend on the CLI.
+//!
+//! Features: `wgpu` and `cuda` add those burn backends (`--device wgpu`, `--device cuda:N`);
+//! without them neural models train on the CPU (flex).
 //!
 //! [`Table`]: tabtune_features::Table
 #![warn(missing_docs)]
@@ -12,10 +17,11 @@ mod cv;
 pub mod decision;
 mod error;
 mod family;
+pub mod nn;
 pub mod objective;
 pub mod study_report;
 
-pub use cv::{CvReport, FoldResult, cross_validate, fit_all};
+pub use cv::{CvReport, FoldResult, cross_validate, cross_validate_on, fit_all, fit_all_on};
 pub use error::{Result, TrainError};
 pub use family::{Family, ModelParams};
 pub use tabtune_models::gbdt::argmax;

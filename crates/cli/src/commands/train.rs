@@ -8,7 +8,8 @@ use serde_json::json;
 use tabtune_features::io::{sha256_file, write_atomic};
 use tabtune_features::{FeaturesError, KFold, PreprocessorSpec, Table, TargetPresence};
 use tabtune_models::bundle::{Bundle, BundleMeta, TrainingData};
-use tabtune_train::{CvReport, Family, ModelParams, argmax, cross_validate, fit_all};
+use tabtune_train::nn::{Control, DeviceChoice, DeviceRequest, device};
+use tabtune_train::{CvReport, Family, ModelParams, argmax, cross_validate_on, fit_all_on};
 
 use crate::cli::TrainArgs;
 use crate::context::Context;
@@ -23,6 +24,12 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     let mut overrides = vec![("seed".to_owned(), seed.to_string())];
     overrides.extend(args.params.iter().cloned());
     let params = family.params(&overrides)?;
+    let request = DeviceRequest::parse(&args.device)?;
+    let device = if family.is_neural() {
+        device::select(request)?
+    } else {
+        DeviceChoice::cpu("tree families run on the CPU")
+    };
     let kfold = KFold {
         folds: args.folds.unwrap_or(cv.folds),
         repeats: args.repeats.unwrap_or(cv.repeats),
@@ -43,23 +50,57 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     let total = kfold.folds * kfold.repeats;
     let bar = output::spinner(ctx.progress, format!("{}: {total} folds", family.name()));
     let mut done = 0;
-    let report = cross_validate(&table, &spec, &params, kfold, &mut |f| {
-        done += 1;
-        bar.set_message(format!(
-            "{}: fold {done}/{total} accuracy {:.4} logloss {:.4}",
-            family.name(),
-            f.accuracy,
-            f.logloss
-        ));
+    let epochs = match &params {
+        ModelParams::Neural(p) => p.epochs,
+        _ => 0,
+    };
+    let epoch_bar = bar.clone();
+    let mut on_epoch = |member: usize, m: &tabtune_train::nn::EpochMetrics| {
+        if member == 0 {
+            epoch_bar.set_message(format!(
+                "{} on {}: {total} folds as one population, epoch {}/{epochs}, fold 0 valid \
+                 accuracy {:.4}",
+                family.name(),
+                device.name,
+                m.epoch,
+                m.valid_accuracy.unwrap_or(f64::NAN)
+            ));
+        }
         tracing::debug!(
-            repeat = f.repeat,
-            fold = f.fold,
-            accuracy = f.accuracy,
-            logloss = f.logloss,
-            seconds = f.seconds,
-            "fold done"
+            member,
+            epoch = m.epoch,
+            train_loss = m.train_loss,
+            valid_logloss = m.valid_logloss,
+            valid_accuracy = m.valid_accuracy,
+            "epoch done"
         );
-    });
+        Control::Continue
+    };
+    let report = cross_validate_on(
+        &table,
+        &spec,
+        &params,
+        kfold,
+        &device,
+        &mut |f| {
+            done += 1;
+            bar.set_message(format!(
+                "{}: fold {done}/{total} accuracy {:.4} logloss {:.4}",
+                family.name(),
+                f.accuracy,
+                f.logloss
+            ));
+            tracing::debug!(
+                repeat = f.repeat,
+                fold = f.fold,
+                accuracy = f.accuracy,
+                logloss = f.logloss,
+                seconds = f.seconds,
+                "fold done"
+            );
+        },
+        &mut on_epoch,
+    );
     bar.finish_and_clear();
     let report = report?;
 
@@ -102,7 +143,7 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
 
     let bundle = match &args.save {
         Some(dir) => Some(save_bundle(
-            ctx, args, family, &params, &table, &spec, &report, dir,
+            ctx, args, family, &params, &device, &table, &spec, &report, dir,
         )?),
         None => None,
     };
@@ -119,6 +160,7 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
         output::json(&json!({
             "bundle": bundle,
             "model": family.name(),
+            "device": report.device,
             "folds": report.folds.len(),
             "accuracy_mean": report.accuracy_mean,
             "accuracy_std": report.accuracy_std,
@@ -146,9 +188,10 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
             })
             .collect();
         let mut s = format!(
-            "{} on {} rows, {}-fold CV x {}\n",
+            "{} on {} rows ({}), {}-fold CV x {}\n",
             family.name(),
             table.n_rows(),
+            report.device,
             kfold.folds,
             kfold.repeats
         );
@@ -168,8 +211,10 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
                 ]
             })
             .collect();
-        s.push_str("\nTop features (share of split gain over all folds)\n");
-        s.push_str(&output::table(&["feature", "gain"], &top));
+        if !top.is_empty() {
+            s.push_str("\nTop features (share of split gain over all folds)\n");
+            s.push_str(&output::table(&["feature", "gain"], &top));
+        }
         s.push_str(&format!(
             "\naccuracy {:.4} ± {:.4}   logloss {:.4}   {:.1} s\nout-of-fold predictions: {}\n",
             report.accuracy_mean,
@@ -193,6 +238,7 @@ fn save_bundle(
     args: &TrainArgs,
     family: Family,
     params: &ModelParams,
+    device: &DeviceChoice,
     table: &Table,
     spec: &PreprocessorSpec,
     report: &CvReport,
@@ -209,11 +255,17 @@ fn save_bundle(
         p.rounds = (mean.round() as usize).max(1);
         p.early_stopping_rounds = 0;
     }
+    // A neural model likewise trains for the folds' mean best epoch count.
+    if let ModelParams::Neural(p) = &mut final_params {
+        let mean =
+            report.folds.iter().map(|f| f.rounds).sum::<usize>() as f64 / report.folds.len() as f64;
+        p.epochs = (mean.round() as usize).max(1);
+    }
     let spinner = output::spinner(
         ctx.progress,
         format!("{}: fitting on all {} rows", family.name(), table.n_rows()),
     );
-    let fitted = fit_all(table, spec, &final_params);
+    let fitted = fit_all_on(table, spec, &final_params, device);
     spinner.finish_and_clear();
     let (preprocessor, model) = fitted?;
     let input = ctx.input_path(&args.input);

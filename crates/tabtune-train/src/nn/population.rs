@@ -1,0 +1,816 @@
+//! Population training: P members (trials with compatible shapes, or the folds of a CV run)
+//! train as one stacked model. Every member has its own learning rate, weight decay, dropout,
+//! label smoothing, gradient clip, seed, training rows, validation rows, width (narrower members
+//! are zero-padded) and early-stopping state; a finished or pruned member is masked out of the
+//! updates. A member's result equals what it gets trained alone (a population of one) within
+//! float tolerance: all per-member randomness comes from the member's own seed, and nothing
+//! couples members (the loss is a sum of per-member losses, AdamW and clipping are per member).
+
+use std::time::Instant;
+
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+use tabtune_features::rng::SplitMix64;
+use tabtune_models::gbdt::Control;
+use tabtune_models::nn::{
+    Masks, NamedTensor, NetShape, NeuralModel, NeuralParams, Role, forward, uniform,
+};
+
+use super::device::{BackendJob, DeviceChoice, dispatch};
+use crate::error::{Result, TrainError};
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPSILON: f32 = 1e-8;
+/// Rows per evaluation forward pass.
+const EVAL_CHUNK: usize = 2048;
+
+/// A data matrix with labels that members index into.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataBlock {
+    /// Values, row-major `[n_rows, n_features]`, all finite.
+    pub x: Vec<f32>,
+    /// Labels `0..n_classes`, one per row.
+    pub y: Vec<u32>,
+}
+
+/// The data of a population: one or more blocks of the same shape (one block when every
+/// member sees the same preprocessed matrix; one per fold when each fold has its own fitted
+/// preprocessor).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PopulationData {
+    /// Feature names (the model's inputs).
+    pub feature_names: Vec<String>,
+    /// Classes.
+    pub n_classes: usize,
+    /// Rows per block.
+    pub n_rows: usize,
+    /// The blocks.
+    pub blocks: Vec<DataBlock>,
+}
+
+impl PopulationData {
+    /// One block from a column-major feature matrix and its labels; refuses non-finite values,
+    /// naming the row and feature.
+    pub fn single(
+        feature_names: &[String],
+        n_classes: usize,
+        values: ndarray::ArrayView2<'_, f32>,
+        labels: &[u32],
+    ) -> Result<Self> {
+        Ok(Self {
+            feature_names: feature_names.to_vec(),
+            n_classes,
+            n_rows: values.nrows(),
+            blocks: vec![block(feature_names, values, labels)?],
+        })
+    }
+}
+
+/// A block from a matrix, refusing NaN or infinite values and out-of-range labels.
+pub(crate) fn block(
+    feature_names: &[String],
+    values: ndarray::ArrayView2<'_, f32>,
+    labels: &[u32],
+) -> Result<DataBlock> {
+    if let Some(((row, col), v)) = values.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(TrainError::Invalid(format!(
+            "row {row}, feature `{}`: value {v} is not finite; neural models need finite inputs \
+             (impute or drop missing values first)",
+            feature_names.get(col).map_or("?", String::as_str)
+        )));
+    }
+    let mut x = Vec::with_capacity(values.len());
+    for row in values.rows() {
+        x.extend(row.iter().copied());
+    }
+    Ok(DataBlock {
+        x,
+        y: labels.to_vec(),
+    })
+}
+
+/// One member of a population.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    /// Its parameters (all members must be [`NeuralParams::stack_compatible`]).
+    pub params: NeuralParams,
+    /// The data block it reads.
+    pub block: usize,
+    /// Rows it trains on (its training-row mask).
+    pub train_rows: Vec<usize>,
+    /// Rows it is validated on each epoch (early stopping, best epoch); empty = none (the
+    /// last epoch's weights are kept).
+    pub valid_rows: Vec<usize>,
+}
+
+/// Metrics of one member after one epoch, handed to the `on_epoch` hook.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EpochMetrics {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Mean training loss (label-smoothed cross-entropy) over the epoch's batches.
+    pub train_loss: f64,
+    /// Validation log loss, when the member has validation rows.
+    pub valid_logloss: Option<f64>,
+    /// Validation accuracy, when the member has validation rows.
+    pub valid_accuracy: Option<f64>,
+    /// Learning rate at the end of the epoch.
+    pub learning_rate: f64,
+    /// Seconds since training started.
+    pub seconds: f64,
+}
+
+/// Why a member stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// Ran every epoch.
+    Completed,
+    /// No better validation log loss for `patience` epochs.
+    EarlyStopped,
+    /// The hook answered [`Control::Stop`] (pruned by a tuner).
+    Pruned,
+}
+
+/// What one member ended with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberResult {
+    /// The model with the best epoch's weights (the last epoch's without validation rows).
+    pub model: NeuralModel,
+    /// The epoch of those weights, from 1.
+    pub best_epoch: usize,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// Validation log loss of the best epoch.
+    pub valid_logloss: Option<f64>,
+    /// Validation accuracy of the best epoch.
+    pub valid_accuracy: Option<f64>,
+    /// Class probabilities of the validation rows under the best weights,
+    /// `[valid_rows.len() * n_classes]` row-major.
+    pub valid_proba: Vec<f64>,
+    /// Per-epoch metrics.
+    pub history: Vec<EpochMetrics>,
+    /// Why it stopped.
+    pub stop: StopReason,
+}
+
+/// Trains `members` as one stacked model on `device`. `on_epoch(member, metrics)` is called
+/// after every epoch of every member still training, in member order; answering
+/// [`Control::Stop`] prunes that member (its best weights so far are kept).
+pub fn train_population(
+    data: &PopulationData,
+    members: &[Member],
+    device: &DeviceChoice,
+    on_epoch: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
+) -> Result<Vec<MemberResult>> {
+    validate(data, members)?;
+    dispatch(
+        device,
+        Job {
+            data,
+            members,
+            on_epoch,
+        },
+    )?
+}
+
+fn validate(data: &PopulationData, members: &[Member]) -> Result<()> {
+    let first = members
+        .first()
+        .ok_or_else(|| TrainError::Invalid("a population needs at least one member".into()))?;
+    if data.n_classes < 2 {
+        return Err(TrainError::Invalid(format!(
+            "a classifier needs at least 2 classes, got {}",
+            data.n_classes
+        )));
+    }
+    for (b, block) in data.blocks.iter().enumerate() {
+        if block.x.len() != data.n_rows * data.feature_names.len() || block.y.len() != data.n_rows {
+            return Err(TrainError::Invalid(format!(
+                "data block {b} does not have {} rows of {} features",
+                data.n_rows,
+                data.feature_names.len()
+            )));
+        }
+        if let Some((row, y)) = block
+            .y
+            .iter()
+            .enumerate()
+            .find(|(_, y)| **y as usize >= data.n_classes)
+        {
+            return Err(TrainError::Invalid(format!(
+                "data block {b}, row {row}: label {y} is not below {} classes",
+                data.n_classes
+            )));
+        }
+    }
+    for (m, member) in members.iter().enumerate() {
+        member
+            .params
+            .check()
+            .map_err(|e| TrainError::Invalid(format!("population member {m}: {e}")))?;
+        if !first.params.stack_compatible(&member.params) {
+            return Err(TrainError::Invalid(format!(
+                "population member {m}: its architecture, epochs, batch size or schedule differs \
+                 from member 0's; only learning_rate, weight_decay, dropout, label_smoothing, \
+                 clip_norm, patience, frequency_scale, seed and width may differ"
+            )));
+        }
+        if member.block >= data.blocks.len() {
+            return Err(TrainError::Invalid(format!(
+                "population member {m}: data block {} does not exist",
+                member.block
+            )));
+        }
+        if member.train_rows.is_empty() {
+            return Err(TrainError::Invalid(format!(
+                "population member {m}: no training rows (an empty fold?)"
+            )));
+        }
+        if let Some(row) = member
+            .train_rows
+            .iter()
+            .chain(&member.valid_rows)
+            .find(|&&r| r >= data.n_rows)
+        {
+            return Err(TrainError::Invalid(format!(
+                "population member {m}: row {row} is past the data's {} rows",
+                data.n_rows
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct Job<'a> {
+    data: &'a PopulationData,
+    members: &'a [Member],
+    on_epoch: &'a mut dyn FnMut(usize, &EpochMetrics) -> Control,
+}
+
+impl BackendJob for Job<'_> {
+    type Output = Result<Vec<MemberResult>>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        Ok(Trainer::<B>::new(self.data, self.members, device).run(self.on_epoch))
+    }
+}
+
+type Inner<B> = <B as AutodiffBackend>::InnerBackend;
+
+/// Per-member training state kept on the CPU.
+struct MemberState {
+    shuffle: SplitMix64,
+    dropout: SplitMix64,
+    steps: usize,
+    steps_per_epoch: usize,
+    active: bool,
+    best_loss: f64,
+    best_epoch: usize,
+    since_best: usize,
+    best_metrics: (Option<f64>, Option<f64>),
+    best_proba: Vec<f64>,
+    history: Vec<EpochMetrics>,
+    stop: StopReason,
+    lr: f64,
+}
+
+struct Trainer<'a, B: AutodiffBackend> {
+    data: &'a PopulationData,
+    members: &'a [Member],
+    device: B::Device,
+    shape: NetShape,
+    widths: Vec<usize>,
+    specs: Vec<tabtune_models::nn::TensorSpec>,
+    x_all: Tensor<B, 2>,
+    params: Vec<Tensor<Inner<B>, 3>>,
+    best: Vec<Tensor<Inner<B>, 3>>,
+    adam_m: Vec<Tensor<Inner<B>, 3>>,
+    adam_v: Vec<Tensor<Inner<B>, 3>>,
+    state: Vec<MemberState>,
+}
+
+fn member_tensor<BK: Backend>(values: Vec<f32>, p: usize, device: &BK::Device) -> Tensor<BK, 3> {
+    Tensor::from_data(TensorData::new(values, [p, 1, 1]), device)
+}
+
+impl<'a, B: AutodiffBackend> Trainer<'a, B> {
+    fn new(data: &'a PopulationData, members: &'a [Member], device: B::Device) -> Self {
+        let p = members.len();
+        let widths: Vec<usize> = members.iter().map(|m| m.params.width).collect();
+        let width = widths.iter().copied().max().unwrap_or(1);
+        let shape = NetShape::new(&members[0].params, data.feature_names.len(), data.n_classes)
+            .with_width(width);
+        let specs = shape.layout();
+        // Each member's initial values come from its own seed and width only.
+        let inits: Vec<Vec<Vec<f32>>> = members
+            .iter()
+            .map(|m| shape.init_member(m.params.width, m.params.frequency_scale, m.params.seed))
+            .collect();
+        let params: Vec<Tensor<Inner<B>, 3>> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let mut values = Vec::with_capacity(p * spec.dims[0] * spec.dims[1]);
+                for init in &inits {
+                    values.extend_from_slice(&init[i]);
+                }
+                Tensor::from_data(
+                    TensorData::new(values, [p, spec.dims[0], spec.dims[1]]),
+                    &device,
+                )
+            })
+            .collect();
+        let zeros: Vec<Tensor<Inner<B>, 3>> = params.iter().map(Tensor::zeros_like).collect();
+        let mut x = Vec::with_capacity(data.blocks.len() * data.x_len());
+        for b in &data.blocks {
+            x.extend_from_slice(&b.x);
+        }
+        let n_features = data.feature_names.len();
+        let x_all = Tensor::<B, 2>::from_data(
+            TensorData::new(x, [data.blocks.len() * data.n_rows, n_features]),
+            &device,
+        );
+        let state = members
+            .iter()
+            .map(|m| MemberState {
+                shuffle: SplitMix64::new(m.params.seed ^ 0x7368_7566_666C_6521),
+                dropout: SplitMix64::new(m.params.seed ^ 0x6472_6F70_6F75_7421),
+                steps: 0,
+                steps_per_epoch: m.train_rows.len().div_ceil(m.params.batch_size),
+                active: true,
+                best_loss: f64::INFINITY,
+                best_epoch: 0,
+                since_best: 0,
+                best_metrics: (None, None),
+                best_proba: Vec::new(),
+                history: Vec::new(),
+                stop: StopReason::Completed,
+                lr: 0.0,
+            })
+            .collect();
+        Self {
+            data,
+            members,
+            device,
+            shape,
+            widths,
+            specs,
+            x_all,
+            best: params.clone(),
+            adam_m: zeros.clone(),
+            adam_v: zeros,
+            params,
+            state,
+        }
+    }
+
+    fn p(&self) -> usize {
+        self.members.len()
+    }
+
+    fn run(
+        mut self,
+        on_epoch: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
+    ) -> Vec<MemberResult> {
+        let start = Instant::now();
+        let epochs = self.members[0].params.epochs;
+        let batch = self.members[0].params.batch_size;
+        let p = self.p();
+        let train_masks = Masks::<B>::eval(&self.widths, self.shape.width, &self.device);
+        let eval_masks = Masks::<Inner<B>>::eval(&self.widths, self.shape.width, &self.device);
+        for epoch in 1..=epochs {
+            if !self.state.iter().any(|s| s.active) {
+                break;
+            }
+            let orders: Vec<Vec<usize>> = self
+                .members
+                .iter()
+                .zip(&mut self.state)
+                .map(|(m, s)| {
+                    let mut rows = m.train_rows.clone();
+                    if s.active {
+                        s.shuffle.shuffle(&mut rows);
+                    }
+                    rows
+                })
+                .collect();
+            let max_steps = self
+                .state
+                .iter()
+                .filter(|s| s.active)
+                .map(|s| s.steps_per_epoch)
+                .max()
+                .unwrap_or(0);
+            let mut loss_sum = Tensor::<Inner<B>, 1>::zeros([p], &self.device);
+            for step in 0..max_steps {
+                let batches: Vec<&[usize]> = orders
+                    .iter()
+                    .zip(&self.state)
+                    .map(|(rows, s)| {
+                        if s.active && step < s.steps_per_epoch {
+                            let from = step * batch;
+                            &rows[from..(from + batch).min(rows.len())]
+                        } else {
+                            &rows[..0]
+                        }
+                    })
+                    .collect();
+                let loss = self.step(&batches, batch, &train_masks);
+                loss_sum = loss_sum + loss;
+            }
+            let losses: Vec<f32> = loss_sum
+                .into_data()
+                .into_vec()
+                .expect("a float tensor reads back as f32");
+            let evaluated = self.evaluate(&eval_masks);
+            let mut improved = vec![false; p];
+            for m in 0..p {
+                if !self.state[m].active {
+                    continue;
+                }
+                let s = &mut self.state[m];
+                let train_loss = f64::from(losses[m]) / s.steps_per_epoch as f64;
+                let (valid_logloss, valid_accuracy, proba) = match &evaluated[m] {
+                    Some((l, a, pr)) => (Some(*l), Some(*a), pr.clone()),
+                    None => (None, None, Vec::new()),
+                };
+                let metrics = EpochMetrics {
+                    epoch,
+                    train_loss,
+                    valid_logloss,
+                    valid_accuracy,
+                    learning_rate: s.lr,
+                    seconds: start.elapsed().as_secs_f64(),
+                };
+                let score = valid_logloss.unwrap_or(f64::NEG_INFINITY);
+                if valid_logloss.is_none() || score < s.best_loss {
+                    s.best_loss = score;
+                    s.best_epoch = epoch;
+                    s.since_best = 0;
+                    s.best_metrics = (valid_logloss, valid_accuracy);
+                    s.best_proba = proba;
+                    improved[m] = true;
+                } else {
+                    s.since_best += 1;
+                }
+                s.history.push(metrics.clone());
+                let patience = self.members[m].params.patience;
+                if on_epoch(m, &metrics) == Control::Stop {
+                    s.active = false;
+                    s.stop = StopReason::Pruned;
+                } else if valid_logloss.is_some() && patience > 0 && s.since_best >= patience {
+                    s.active = false;
+                    s.stop = StopReason::EarlyStopped;
+                }
+            }
+            if improved.iter().any(|&i| i) {
+                let mask = self.member_mask(&improved);
+                self.best = self
+                    .best
+                    .iter()
+                    .zip(&self.params)
+                    .map(|(best, cur)| {
+                        let dims = best.dims();
+                        best.clone()
+                            .mask_where(mask.clone().expand(dims), cur.clone())
+                    })
+                    .collect();
+            }
+        }
+        self.results()
+    }
+
+    /// `[P, 1, 1]`, true for the members flagged.
+    fn member_mask(&self, flags: &[bool]) -> Tensor<Inner<B>, 3, Bool> {
+        let values: Vec<i32> = flags.iter().map(|&f| i32::from(f)).collect();
+        Tensor::<Inner<B>, 3, Int>::from_data(
+            TensorData::new(values, [flags.len(), 1, 1]),
+            &self.device,
+        )
+        .equal_elem(1)
+    }
+
+    /// One optimisation step of every member with rows in `batches`; returns each member's
+    /// loss `[P]` (0 for members without rows).
+    fn step(
+        &mut self,
+        batches: &[&[usize]],
+        batch: usize,
+        width_masks: &Masks<B>,
+    ) -> Tensor<Inner<B>, 1> {
+        let p = self.p();
+        let n_classes = self.data.n_classes;
+        let n_features = self.data.feature_names.len();
+        let k = self.shape.k;
+        let width = self.shape.width;
+        // Row indices into x_all (padding rows point at row 0 with weight 0) and smoothed,
+        // weighted targets [P, 1, batch, classes].
+        let mut index = vec![0i32; p * batch];
+        let mut target = vec![0f32; p * batch * n_classes];
+        for (m, rows) in batches.iter().enumerate() {
+            let member = &self.members[m];
+            let offset = member.block * self.data.n_rows;
+            let eps = member.params.label_smoothing;
+            let weight = 1.0 / rows.len().max(1) as f64;
+            let y = &self.data.blocks[member.block].y;
+            for (r, &row) in rows.iter().enumerate() {
+                index[m * batch + r] = (offset + row) as i32;
+                let t = &mut target[(m * batch + r) * n_classes..][..n_classes];
+                for (c, v) in t.iter_mut().enumerate() {
+                    let one_hot = if c == y[row] as usize { 1.0 } else { 0.0 };
+                    *v = (weight * ((1.0 - eps) * one_hot + eps / n_classes as f64)) as f32;
+                }
+            }
+        }
+        // Dropout multipliers, drawn from each member's own generator for its own rows and
+        // units only (so a member draws the same numbers alone or in a population).
+        let any_dropout = self
+            .members
+            .iter()
+            .zip(batches)
+            .any(|(m, rows)| m.params.dropout > 0.0 && !rows.is_empty());
+        let mut masks = width_masks.clone();
+        if any_dropout {
+            for _ in 0..self.shape.depth {
+                let mut values = vec![1f32; p * k * batch * width];
+                for (m, rows) in batches.iter().enumerate() {
+                    let rate = self.members[m].params.dropout;
+                    if rate == 0.0 || rows.is_empty() {
+                        continue;
+                    }
+                    let keep = (1.0 / (1.0 - rate)) as f32;
+                    let rng = &mut self.state[m].dropout;
+                    let own = self.widths[m];
+                    for kk in 0..k {
+                        for r in 0..rows.len() {
+                            let at = ((m * k + kk) * batch + r) * width;
+                            for v in &mut values[at..at + own] {
+                                *v = if uniform(rng) < rate { 0.0 } else { keep };
+                            }
+                        }
+                    }
+                }
+                masks.dropout.push(Tensor::from_data(
+                    TensorData::new(values, [p, k, batch, width]),
+                    &self.device,
+                ));
+            }
+        }
+        let weights: Vec<Tensor<B, 3>> = self
+            .params
+            .iter()
+            .map(|t| Tensor::from_inner(t.clone()).require_grad())
+            .collect();
+        let index =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(index, [p * batch]), &self.device);
+        let x = self
+            .x_all
+            .clone()
+            .select(0, index)
+            .reshape([p, batch, n_features]);
+        let target = Tensor::<B, 4>::from_data(
+            TensorData::new(target, [p, 1, batch, n_classes]),
+            &self.device,
+        );
+        let logits = forward(&self.shape, &weights, x, &masks);
+        // Per member: mean over the k ensemble members of the batch-mean cross-entropy.
+        let member_loss = (log_softmax(logits, 3) * target)
+            .sum_dim(3)
+            .sum_dim(2)
+            .mean_dim(1)
+            .neg()
+            .reshape([p]);
+        let grads = member_loss.clone().sum().backward();
+        let loss_values = member_loss.inner();
+
+        // Per-member optimiser settings.
+        let mut lr = vec![0f32; p];
+        let mut decay = vec![0f32; p];
+        let mut clip = vec![1e30f32; p];
+        let mut c1 = vec![1f32; p];
+        let mut c2 = vec![1f32; p];
+        let mut has_rows = vec![false; p];
+        for (m, rows) in batches.iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            has_rows[m] = true;
+            let params = &self.members[m].params;
+            let s = &mut self.state[m];
+            let total = params.epochs * s.steps_per_epoch;
+            let rate = params.learning_rate * params.schedule_factor(s.steps, total);
+            s.lr = rate;
+            s.steps += 1;
+            let t = s.steps as i32;
+            lr[m] = rate as f32;
+            decay[m] = params.weight_decay as f32;
+            if params.clip_norm > 0.0 {
+                clip[m] = params.clip_norm as f32;
+            }
+            c1[m] = (1.0 / (1.0 - BETA1.powi(t))) as f32;
+            c2[m] = (1.0 / (1.0 - BETA2.powi(t))) as f32;
+        }
+        let dev = &self.device;
+        let lr_t = member_tensor::<Inner<B>>(lr, p, dev);
+        let decay_t = member_tensor::<Inner<B>>(decay, p, dev);
+        let clip_t = member_tensor::<Inner<B>>(clip, p, dev);
+        let c1_t = member_tensor::<Inner<B>>(c1, p, dev);
+        let c2_t = member_tensor::<Inner<B>>(c2, p, dev);
+        let grads: Vec<Tensor<Inner<B>, 3>> = weights
+            .iter()
+            .zip(&self.params)
+            .map(|(w, t)| w.grad(&grads).unwrap_or_else(|| t.zeros_like()))
+            .collect();
+        // Global gradient norm per member; scale = clip / max(norm, clip).
+        let mut norm_sq = Tensor::<Inner<B>, 3>::zeros([p, 1, 1], dev);
+        for g in &grads {
+            norm_sq = norm_sq + g.clone().square().sum_dim(2).sum_dim(1);
+        }
+        let scale = clip_t.clone() / norm_sq.sqrt().max_pair(clip_t);
+        let skip = if has_rows.iter().all(|&h| h) {
+            None
+        } else {
+            Some(self.member_mask(&has_rows.iter().map(|h| !h).collect::<Vec<_>>()))
+        };
+        for (i, g) in grads.into_iter().enumerate() {
+            let g = g * scale.clone();
+            let m = self.adam_m[i].clone().mul_scalar(BETA1) + g.clone().mul_scalar(1.0 - BETA1);
+            let v = self.adam_v[i].clone().mul_scalar(BETA2) + g.square().mul_scalar(1.0 - BETA2);
+            let mut update =
+                (m.clone() * c1_t.clone()) / (v.clone() * c2_t.clone()).sqrt().add_scalar(EPSILON);
+            let theta = self.params[i].clone();
+            if self.specs[i].role == Role::Weight {
+                update = update + theta.clone() * decay_t.clone();
+            }
+            let new = theta.clone() - update * lr_t.clone();
+            match &skip {
+                None => {
+                    self.params[i] = new;
+                    self.adam_m[i] = m;
+                    self.adam_v[i] = v;
+                }
+                Some(mask) => {
+                    let dims = theta.dims();
+                    let mask = mask.clone().expand(dims);
+                    self.params[i] = new.mask_where(mask.clone(), theta);
+                    self.adam_m[i] = m.mask_where(mask.clone(), self.adam_m[i].clone());
+                    self.adam_v[i] = v.mask_where(mask, self.adam_v[i].clone());
+                }
+            }
+        }
+        loss_values
+    }
+
+    /// Validation log loss, accuracy and probabilities of every active member with
+    /// validation rows, under the current weights.
+    #[allow(clippy::type_complexity)]
+    fn evaluate(&self, masks: &Masks<Inner<B>>) -> Vec<Option<(f64, f64, Vec<f64>)>> {
+        let p = self.p();
+        let n_classes = self.data.n_classes;
+        let n_features = self.data.feature_names.len();
+        let wanted: Vec<bool> = self
+            .members
+            .iter()
+            .zip(&self.state)
+            .map(|(m, s)| s.active && !m.valid_rows.is_empty())
+            .collect();
+        let longest = self
+            .members
+            .iter()
+            .zip(&wanted)
+            .filter(|(_, w)| **w)
+            .map(|(m, _)| m.valid_rows.len())
+            .max()
+            .unwrap_or(0);
+        if longest == 0 {
+            return vec![None; p];
+        }
+        let x_all = self.x_all.clone().inner();
+        let mut proba: Vec<Vec<f64>> = vec![Vec::new(); p];
+        let mut from = 0;
+        while from < longest {
+            let rows = EVAL_CHUNK.min(longest - from);
+            let mut index = vec![0i32; p * rows];
+            for (m, member) in self.members.iter().enumerate() {
+                let offset = member.block * self.data.n_rows;
+                for (r, &row) in member.valid_rows.iter().skip(from).take(rows).enumerate() {
+                    index[m * rows + r] = (offset + row) as i32;
+                }
+            }
+            let index = Tensor::<Inner<B>, 1, Int>::from_data(
+                TensorData::new(index, [p * rows]),
+                &self.device,
+            );
+            let x = x_all
+                .clone()
+                .select(0, index)
+                .reshape([p, rows, n_features]);
+            let logits = forward(&self.shape, &self.params, x, masks);
+            let values: Vec<f32> = softmax(logits, 3)
+                .mean_dim(1)
+                .into_data()
+                .into_vec()
+                .expect("a float tensor reads back as f32");
+            for (m, member) in self.members.iter().enumerate() {
+                if !wanted[m] {
+                    continue;
+                }
+                let real = member.valid_rows.len().saturating_sub(from).min(rows);
+                let at = m * rows * n_classes;
+                proba[m].extend(
+                    values[at..at + real * n_classes]
+                        .iter()
+                        .map(|&v| f64::from(v)),
+                );
+            }
+            from += rows;
+        }
+        self.members
+            .iter()
+            .enumerate()
+            .map(|(m, member)| {
+                if !wanted[m] {
+                    return None;
+                }
+                let y = &self.data.blocks[member.block].y;
+                let labels: Vec<u32> = member.valid_rows.iter().map(|&r| y[r]).collect();
+                let pr = std::mem::take(&mut proba[m]);
+                let logloss = tabtune_models::gbdt::log_loss(&pr, &labels, n_classes);
+                let correct = labels
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, &l)| {
+                        tabtune_models::gbdt::argmax(&pr[i * n_classes..(i + 1) * n_classes]) == l
+                    })
+                    .count();
+                Some((logloss, correct as f64 / labels.len() as f64, pr))
+            })
+            .collect()
+    }
+
+    /// Each member's best weights, cut out of the stack and unpadded to its own width.
+    fn results(self) -> Vec<MemberResult> {
+        let host: Vec<Vec<f32>> = self
+            .best
+            .iter()
+            .map(|t| {
+                t.clone()
+                    .into_data()
+                    .into_vec()
+                    .expect("a float tensor reads back as f32")
+            })
+            .collect();
+        self.members
+            .iter()
+            .zip(self.state)
+            .enumerate()
+            .map(|(m, (member, s))| {
+                let own = self.shape.with_width(self.widths[m]);
+                let tensors = own
+                    .layout()
+                    .into_iter()
+                    .zip(&self.specs)
+                    .zip(&host)
+                    .map(|((spec, full), values)| {
+                        let [a, b] = full.dims;
+                        let slab = &values[m * a * b..(m + 1) * a * b];
+                        let mut out = Vec::with_capacity(spec.dims[0] * spec.dims[1]);
+                        for i in 0..spec.dims[0] {
+                            out.extend_from_slice(&slab[i * b..i * b + spec.dims[1]]);
+                        }
+                        NamedTensor {
+                            name: spec.name,
+                            dims: spec.dims,
+                            values: out,
+                        }
+                    })
+                    .collect();
+                MemberResult {
+                    model: NeuralModel {
+                        params: member.params.clone(),
+                        feature_names: self.data.feature_names.clone(),
+                        n_classes: self.data.n_classes,
+                        best_epoch: s.best_epoch,
+                        tensors,
+                    },
+                    best_epoch: s.best_epoch,
+                    epochs_run: s.history.len(),
+                    valid_logloss: s.best_metrics.0,
+                    valid_accuracy: s.best_metrics.1,
+                    valid_proba: s.best_proba,
+                    history: s.history,
+                    stop: s.stop,
+                }
+            })
+            .collect()
+    }
+}
+
+impl PopulationData {
+    fn x_len(&self) -> usize {
+        self.n_rows * self.feature_names.len()
+    }
+}

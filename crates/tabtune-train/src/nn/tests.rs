@@ -1,0 +1,503 @@
+//! Population training equals separate runs; checkpoints; bad input; CV and bundles end to end.
+
+use tabtune_models::gbdt::Control;
+use tabtune_models::nn::{Embedding, NetKind, NeuralModel, NeuralParams, Norm};
+
+use super::device::DeviceChoice;
+use super::population::{
+    DataBlock, EpochMetrics, Member, MemberResult, PopulationData, StopReason, train_population,
+};
+
+const N: usize = 240;
+const F: usize = 5;
+
+/// Three classes from a noisy linear rule on five features; `shift` makes another block.
+fn data_block(seed: u64, shift: f32) -> DataBlock {
+    let mut rng = tabtune_features::rng::SplitMix64::new(seed);
+    let mut x = Vec::with_capacity(N * F);
+    let mut y = Vec::with_capacity(N);
+    for _ in 0..N {
+        let row: Vec<f32> = (0..F)
+            .map(|_| (tabtune_models::nn::uniform(&mut rng) as f32 - 0.5) * 4.0 + shift)
+            .collect();
+        let noise = (tabtune_models::nn::uniform(&mut rng) as f32 - 0.5) * 0.6;
+        let score = row[0] + 0.5 * row[1] - row[2] + noise;
+        y.push(if score < -0.7 {
+            0
+        } else if score < 0.7 {
+            1
+        } else {
+            2
+        });
+        x.extend(row);
+    }
+    DataBlock { x, y }
+}
+
+fn data(blocks: usize) -> PopulationData {
+    PopulationData {
+        feature_names: (0..F).map(|i| format!("f{i}")).collect(),
+        n_classes: 3,
+        n_rows: N,
+        blocks: (0..blocks)
+            .map(|b| data_block(7 + b as u64, b as f32 * 0.3))
+            .collect(),
+    }
+}
+
+fn small(kind: NetKind) -> NeuralParams {
+    let mut p = NeuralParams::new(kind);
+    p.depth = 2;
+    p.width = 16;
+    p.k = if kind == NetKind::Tabm { 4 } else { 1 };
+    p.embedding = Embedding::None;
+    p.epochs = 5;
+    p.batch_size = 32;
+    p.learning_rate = 3e-3;
+    p.patience = 0;
+    p
+}
+
+fn member(params: NeuralParams, block: usize, train: Vec<usize>, valid: Vec<usize>) -> Member {
+    Member {
+        params,
+        block,
+        train_rows: train,
+        valid_rows: valid,
+    }
+}
+
+fn cpu() -> DeviceChoice {
+    DeviceChoice::cpu("test")
+}
+
+fn train(
+    d: &PopulationData,
+    members: &[Member],
+    hook: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
+) -> Vec<MemberResult> {
+    train_population(d, members, &cpu(), hook).expect("trains")
+}
+
+fn continue_all(_: usize, _: &EpochMetrics) -> Control {
+    Control::Continue
+}
+
+/// Asserts two results agree within `tol` (weights, validation probabilities, history).
+fn assert_close(a: &MemberResult, b: &MemberResult, tol: f32, what: &str) {
+    assert_eq!(a.best_epoch, b.best_epoch, "{what}: best epoch");
+    assert_eq!(a.epochs_run, b.epochs_run, "{what}: epochs run");
+    assert_eq!(a.stop, b.stop, "{what}: stop reason");
+    assert_eq!(a.model.tensors.len(), b.model.tensors.len());
+    for (ta, tb) in a.model.tensors.iter().zip(&b.model.tensors) {
+        assert_eq!((&ta.name, ta.dims), (&tb.name, tb.dims), "{what}");
+        let worst = ta
+            .values
+            .iter()
+            .zip(&tb.values)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst <= tol,
+            "{what}: tensor {} differs by {worst}",
+            ta.name
+        );
+    }
+    for (x, y) in a.valid_proba.iter().zip(&b.valid_proba) {
+        assert!(
+            (x - y).abs() <= f64::from(tol),
+            "{what}: probabilities {x} vs {y}"
+        );
+    }
+    for (ha, hb) in a.history.iter().zip(&b.history) {
+        assert!(
+            (ha.train_loss - hb.train_loss).abs() <= 1e-4,
+            "{what}: epoch {} train loss {} vs {}",
+            ha.epoch,
+            ha.train_loss,
+            hb.train_loss
+        );
+    }
+}
+
+fn split(every: usize, fold: usize) -> (Vec<usize>, Vec<usize>) {
+    (0..N).partition(|r| r % every != fold)
+}
+
+#[test]
+fn population_equals_separate_runs() {
+    let d = data(1);
+    let (tr, va) = split(5, 0);
+    let mut members = Vec::new();
+    for (i, (lr, wd, dropout, smoothing, clip)) in [
+        (3e-3, 1e-4, 0.0, 0.0, 0.0),
+        (1e-2, 1e-2, 0.2, 0.1, 0.5),
+        (5e-4, 0.0, 0.1, 0.05, 1.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = small(NetKind::Mlp);
+        p.learning_rate = lr;
+        p.weight_decay = wd;
+        p.dropout = dropout;
+        p.label_smoothing = smoothing;
+        p.clip_norm = clip;
+        p.seed = 100 + i as u64;
+        members.push(member(p, 0, tr.clone(), va.clone()));
+    }
+    let together = train(&d, &members, &mut continue_all);
+    for (i, m) in members.iter().enumerate() {
+        let alone = train(&d, std::slice::from_ref(m), &mut continue_all);
+        assert_close(&together[i], &alone[0], 1e-4, &format!("member {i}"));
+    }
+    // Different seeds and learning rates give different models.
+    assert_ne!(together[0].model.tensors, together[1].model.tensors);
+}
+
+#[test]
+fn population_of_folds_with_own_rows_and_data_equals_separate_fold_runs() {
+    // Members = folds: each its own training-row mask (of different sizes, so members run out
+    // of batches at different steps) and its own data block (its own preprocessor).
+    let d = data(3);
+    let mut members = Vec::new();
+    for fold in 0..3 {
+        let every = 3 + fold;
+        let (tr, va) = split(every, fold);
+        let mut p = small(NetKind::Mlp);
+        p.dropout = 0.1;
+        p.seed = 5;
+        members.push(member(p, fold, tr, va));
+    }
+    let together = train(&d, &members, &mut continue_all);
+    for (i, m) in members.iter().enumerate() {
+        let alone = train(&d, std::slice::from_ref(m), &mut continue_all);
+        assert_close(&together[i], &alone[0], 1e-4, &format!("fold {i}"));
+    }
+}
+
+#[test]
+fn population_of_different_widths_equals_separate_runs() {
+    // TabM with periodic embeddings, layer norm and residual connections: padded units must
+    // stay exactly zero and the norm statistics must use each member's own width.
+    let d = data(1);
+    let (tr, va) = split(4, 1);
+    let members: Vec<Member> = [8usize, 16, 12]
+        .into_iter()
+        .enumerate()
+        .map(|(i, width)| {
+            let mut p = small(NetKind::Tabm);
+            p.width = width;
+            p.embedding = Embedding::Periodic;
+            p.n_frequencies = 4;
+            p.embedding_dim = 4;
+            p.norm = Norm::Layer;
+            p.residual = true;
+            p.dropout = 0.1;
+            p.seed = 11 + i as u64;
+            p.epochs = 3;
+            member(p, 0, tr.clone(), va.clone())
+        })
+        .collect();
+    let together = train(&d, &members, &mut continue_all);
+    for (i, m) in members.iter().enumerate() {
+        let alone = train(&d, std::slice::from_ref(m), &mut continue_all);
+        assert_close(&together[i], &alone[0], 1e-4, &format!("width member {i}"));
+        let first = together[i]
+            .model
+            .tensors
+            .iter()
+            .find(|t| t.name == "layers.0.weight")
+            .expect("first layer");
+        assert_eq!(
+            first.dims[1], m.params.width,
+            "unpadded to the member's width"
+        );
+    }
+}
+
+#[test]
+fn population_pruned_member_is_masked_out_and_the_others_are_unaffected() {
+    let d = data(1);
+    let (tr, va) = split(5, 2);
+    let members: Vec<Member> = (0..3)
+        .map(|i| {
+            let mut p = small(NetKind::Mlp);
+            p.seed = 20 + i;
+            member(p, 0, tr.clone(), va.clone())
+        })
+        .collect();
+    let mut seen = Vec::new();
+    let mut prune_1 = |m: usize, e: &EpochMetrics| {
+        seen.push((m, e.epoch));
+        if m == 1 && e.epoch == 2 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    };
+    let together = train(&d, &members, &mut prune_1);
+    assert_eq!(together[1].stop, StopReason::Pruned);
+    assert_eq!(together[1].epochs_run, 2);
+    assert!(
+        !seen.contains(&(1, 3)),
+        "a pruned member gets no more epochs"
+    );
+    assert_eq!(together[0].epochs_run, 5);
+    for i in [0usize, 2] {
+        let alone = train(&d, &members[i..=i], &mut continue_all);
+        assert_close(&together[i], &alone[0], 1e-4, &format!("member {i}"));
+    }
+    let mut prune_at_2 = |_: usize, e: &EpochMetrics| {
+        if e.epoch == 2 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    };
+    let alone = train(&d, &members[1..=1], &mut prune_at_2);
+    assert_close(&together[1], &alone[0], 1e-4, "pruned member");
+}
+
+#[test]
+fn population_training_learns_and_keeps_the_best_epoch_checkpoint() {
+    let d = data(1);
+    let (tr, va) = split(4, 0);
+    let mut p = small(NetKind::Mlp);
+    p.epochs = 40;
+    p.patience = 5;
+    p.learning_rate = 1e-2;
+    let result = train(&d, &[member(p, 0, tr, va.clone())], &mut continue_all)
+        .pop()
+        .expect("one");
+    let accuracy = result.valid_accuracy.expect("validated");
+    assert!(accuracy > 0.85, "validation accuracy {accuracy}");
+    let best = &result.history[result.best_epoch - 1];
+    assert_eq!(best.valid_logloss, result.valid_logloss);
+    assert!(
+        result
+            .history
+            .iter()
+            .all(|h| h.valid_logloss >= result.valid_logloss)
+    );
+    if result.stop == StopReason::EarlyStopped {
+        assert_eq!(result.epochs_run, result.best_epoch + 5);
+    }
+    // The checkpoint (best weights) saved and loaded predicts what training measured.
+    let dir = std::env::temp_dir().join(format!("tabtune-nn-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("model.json");
+    result.model.save(&path).expect("save");
+    let loaded = NeuralModel::load(&path).expect("load");
+    std::fs::remove_dir_all(&dir).ok();
+    let x = ndarray::Array2::from_shape_fn((va.len(), F), |(r, c)| d.blocks[0].x[va[r] * F + c]);
+    let proba = loaded.predict_proba(x.view()).expect("predict");
+    for (a, b) in proba.iter().zip(&result.valid_proba) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn population_rejects_bad_input_with_clear_errors() {
+    let d = data(1);
+    let (tr, va) = split(5, 0);
+    let p = small(NetKind::Mlp);
+    let err = |members: &[Member], d: &PopulationData| {
+        train_population(d, members, &cpu(), &mut continue_all)
+            .expect_err("invalid")
+            .to_string()
+    };
+    let m = err(&[member(p.clone(), 0, Vec::new(), va.clone())], &d);
+    assert!(
+        m.contains("member 0") && m.contains("no training rows"),
+        "{m}"
+    );
+    let mut deeper = p.clone();
+    deeper.depth = 3;
+    let m = err(
+        &[
+            member(p.clone(), 0, tr.clone(), va.clone()),
+            member(deeper, 0, tr.clone(), va.clone()),
+        ],
+        &d,
+    );
+    assert!(m.contains("member 1") && m.contains("differs"), "{m}");
+    let mut bad = p.clone();
+    bad.learning_rate = 0.0;
+    let m = err(&[member(bad, 0, tr.clone(), va.clone())], &d);
+    assert!(m.contains("learning_rate"), "{m}");
+    let m = err(&[member(p.clone(), 0, vec![N + 3], va.clone())], &d);
+    assert!(m.contains(&format!("row {}", N + 3)), "{m}");
+    assert!(err(&[], &d).contains("at least one member"));
+    let mut x = ndarray::Array2::<f32>::zeros((4, 2));
+    x[[3, 1]] = f32::NAN;
+    let names = vec!["a".to_owned(), "b".to_owned()];
+    let m = PopulationData::single(&names, 2, x.view(), &[0, 1, 0, 1])
+        .expect_err("nan")
+        .to_string();
+    assert!(m.contains("row 3") && m.contains("`b`"), "{m}");
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_trains_a_few_steps_like_the_cpu() {
+    // Runs on whatever wgpu adapter exists (lavapipe on CI): a few steps, same result as flex.
+    let choice = super::device::select(super::device::DeviceRequest::Wgpu)
+        .expect("a wgpu adapter (CI installs mesa-vulkan-drivers for lavapipe)");
+    let d = data(1);
+    let (tr, va) = split(5, 0);
+    let mut p = small(NetKind::Mlp);
+    p.epochs = 2;
+    p.dropout = 0.0;
+    let members = [member(p, 0, tr, va)];
+    let gpu = train_population(&d, &members, &choice, &mut continue_all).expect("wgpu trains");
+    let cpu = train(&d, &members, &mut continue_all);
+    assert_close(&gpu[0], &cpu[0], 1e-3, "wgpu vs cpu");
+    assert!(gpu[0].valid_accuracy.expect("validated") > 0.5);
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver (scripts/gpu-check.sh runs it)"]
+fn cuda_trains_a_population_like_the_cpu() {
+    let choice = super::device::select(super::device::DeviceRequest::Cuda(0)).expect("a CUDA GPU");
+    let d = data(1);
+    let (tr, va) = split(5, 0);
+    let members: Vec<Member> = (0..4)
+        .map(|i| {
+            let mut p = small(NetKind::Mlp);
+            p.epochs = 3;
+            p.seed = i;
+            member(p, 0, tr.clone(), va.clone())
+        })
+        .collect();
+    let gpu = train_population(&d, &members, &choice, &mut continue_all).expect("cuda trains");
+    let cpu = train(&d, &members, &mut continue_all);
+    for i in 0..4 {
+        assert_close(&gpu[i], &cpu[i], 1e-3, &format!("cuda member {i}"));
+    }
+}
+
+/// The synthetic obesity table (the class follows BMI) and its config.
+fn obesity(
+    rows: usize,
+) -> (
+    std::path::PathBuf,
+    tabtune_features::Table,
+    tabtune_features::Config,
+) {
+    use tabtune_features::io::{LoadOptions, load_table};
+    let dir = std::env::temp_dir().join(format!(
+        "tabtune-nn-cv-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("train.csv");
+    std::fs::write(&path, tabtune_test::synthetic_obesity_csv(rows, 9)).expect("write");
+    let config = tabtune_features::Config::load(&tabtune_test::default_config()).expect("config");
+    let table = load_table(&path, &config.schema, &LoadOptions::default())
+        .expect("valid")
+        .table;
+    (dir, table, config)
+}
+
+#[test]
+fn neural_cross_validation_trains_the_folds_as_one_population_and_bundles_round_trip() {
+    use tabtune_features::{KFold, PreprocessorSpec};
+    use tabtune_models::AnyModel;
+    use tabtune_models::bundle::{Bundle, BundleMeta, TrainingData};
+
+    use crate::{Family, ModelParams, cross_validate_on, fit_all};
+
+    let (dir, table, config) = obesity(350);
+    let spec = PreprocessorSpec::from_config(&config);
+    let params = Family::Mlp
+        .params(&[
+            ("epochs".into(), "30".into()),
+            ("width".into(), "64".into()),
+            ("learning_rate".into(), "0.005".into()),
+        ])
+        .expect("params");
+    let kfold = KFold {
+        folds: 5,
+        repeats: 1,
+        seed: 1,
+        stratify: true,
+    };
+    let mut members_seen = std::collections::BTreeSet::new();
+    let mut folds_seen = 0;
+    let report = cross_validate_on(
+        &table,
+        &spec,
+        &params,
+        kfold,
+        &cpu(),
+        &mut |_| folds_seen += 1,
+        &mut |m, _| {
+            members_seen.insert(m);
+            Control::Continue
+        },
+    )
+    .expect("cv");
+    assert_eq!(folds_seen, 5);
+    assert_eq!(members_seen.len(), 5, "five folds, one population");
+    assert_eq!(report.device, "cpu");
+    assert!(
+        report.accuracy_mean > 0.7,
+        "accuracy {}",
+        report.accuracy_mean
+    );
+    assert!(
+        report
+            .oof
+            .rows()
+            .into_iter()
+            .all(|r| (r.sum() - 1.0).abs() < 1e-4)
+    );
+
+    let (pre, model) = fit_all(&table, &spec, &params).expect("fit");
+    assert!(matches!(model, AnyModel::Neural(_)));
+    let meta = BundleMeta::new(
+        "mlp",
+        "mlp",
+        &pre,
+        serde_json::Value::Null,
+        TrainingData {
+            file: "train.csv".into(),
+            sha256: "0".into(),
+            rows: table.n_rows(),
+        },
+    );
+    let bundle_dir = dir.join("bundle");
+    Bundle {
+        meta,
+        model: model.clone(),
+        preprocessor: pre.clone(),
+    }
+    .save(&bundle_dir)
+    .expect("save");
+    assert!(bundle_dir.join("model.safetensors").exists());
+    let loaded = Bundle::load(&bundle_dir).expect("load");
+    assert!(loaded.meta.files.contains_key("model.safetensors"));
+    let m = pre.transform(&table).expect("transform");
+    let a = model.predict_proba(m.values.view()).expect("predict");
+    let b = loaded
+        .model
+        .predict_proba(m.values.view())
+        .expect("predict");
+    assert_eq!(a, b);
+    // Changed weights are refused.
+    let weights = bundle_dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).expect("write");
+    let e = Bundle::load(&bundle_dir).expect_err("tampered").to_string();
+    assert!(
+        e.contains("model.safetensors") && e.contains("sha256"),
+        "{e}"
+    );
+    let _ = ModelParams::Neural(tabtune_models::nn::NeuralParams::new(NetKind::Mlp));
+    std::fs::remove_dir_all(&dir).ok();
+}
