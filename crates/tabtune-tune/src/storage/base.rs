@@ -85,6 +85,17 @@ pub trait Storage: Send + Sync {
         distribution: &Distribution,
         internal: f64,
     ) -> Result<()>;
+    /// Records several parameters of a running trial in one transaction.
+    fn set_trial_params(
+        &self,
+        trial_id: i64,
+        params: &[(String, Distribution, f64)],
+    ) -> Result<()> {
+        for (name, d, x) in params {
+            self.set_trial_param(trial_id, name, d, *x)?;
+        }
+        Ok(())
+    }
     /// Records the intermediate value of `step` (replacing an earlier one of the same step).
     fn set_intermediate(&self, trial_id: i64, step: u64, value: f64) -> Result<()>;
     /// Sets a trial attribute (JSON value).

@@ -670,6 +670,19 @@ impl Storage for SqlStorage {
         })
     }
 
+    fn set_trial_params(
+        &self,
+        trial_id: i64,
+        params: &[(String, Distribution, f64)],
+    ) -> Result<()> {
+        self.tx(true, |tx| {
+            for (name, d, x) in params {
+                tx.insert_param(trial_id, name, d, *x)?;
+            }
+            Ok(())
+        })
+    }
+
     fn set_intermediate(&self, trial_id: i64, step: u64, value: f64) -> Result<()> {
         self.tx(true, |tx| tx.set_intermediate(trial_id, step, value))
     }
