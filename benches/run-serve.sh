@@ -7,7 +7,9 @@
 #      p50/p99 at a fixed 1000 req/s under hey (-q: a rate limit per connection).
 # Both models: leaf-wise GBDT, 200 rounds, learning rate 0.1, 31 leaves, no L2, on s4e2_train.csv.
 # Usage: benches/run-serve.sh   (TABTUNE_DATA_DIR defaults to ../shared/data; needs wrk and hey:
-# apt-get install wrk hey). Results: $CARGO_TARGET_DIR/bench-results/serve/summary.json.
+# apt-get install wrk hey; TABTUNE_BIN=path skips the release build and uses that binary;
+# SERVE_BENCH_SECONDS sets each load run's length, default 10).
+# Results: $CARGO_TARGET_DIR/bench-results/serve/summary.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${TABTUNE_DATA_DIR:-../shared/data}"
@@ -29,9 +31,11 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== building the release binary and the in-process bench" >&2
-cargo build --release -q -p tabtune
+if [ -z "${TABTUNE_BIN:-}" ]; then
+  cargo build --release -q -p tabtune
+fi
+tabtune="${TABTUNE_BIN:-$(cd "$target/release" && pwd)/tabtune}"
 cargo bench -q -p tabtune-infer --bench predict --no-run
-tabtune="$(cd "$target/release" && pwd)/tabtune"
 
 echo "== training both models on s4e2_train.csv" >&2
 "$tabtune" train --json -q --data-dir "$data" --model gbdt-leafwise --folds 2 \
