@@ -189,3 +189,73 @@ fn population_mode_hands_out_compatible_batches() {
     .unwrap_err();
     assert!(e.is_bad_input() && e.to_string().contains("workers"), "{e}");
 }
+
+/// The toy study with a real pruner.
+fn pruned_study(pruner: &str) -> tabtune_tune::study::Study {
+    use tabtune_tune::{Direction, pruner_from_name, sampler_from_name, storage};
+    let space = crate::common::toy_space();
+    let sampler = sampler_from_name("random", 21, &space).unwrap();
+    let engine =
+        tabtune_tune::study::Engine::new(space, sampler, pruner_from_name(pruner).unwrap());
+    let s: Arc<dyn storage::Storage> = Arc::new(storage::open("memory").unwrap());
+    tabtune_tune::study::Study::open(s, "pruned", Direction::Minimize, engine).unwrap()
+}
+
+/// Reports (x - 1)^2 + 1 / (step + 1) for 6 steps.
+fn curve(h: &mut TrialHandle, _: WorkerContext) -> Result<f64, TrialError> {
+    let x = h.param("x")?.as_f64().unwrap();
+    let mut v = 0.0;
+    for step in 0..6 {
+        v = (x - 1.0).powi(2) + 1.0 / (step as f64 + 1.0);
+        if h.report(step, v)? {
+            return Err(TrialError::Pruned);
+        }
+    }
+    Ok(v)
+}
+
+#[test]
+fn the_median_pruner_stops_trials_through_report() {
+    let study = pruned_study("median:n_startup_trials=3");
+    let options = OptimizeOptions {
+        n_trials: Some(30),
+        ..OptimizeOptions::default()
+    };
+    let s = optimize(&study, &curve, &options, None).unwrap();
+    assert_eq!(s.n_complete + s.n_pruned, 30);
+    assert!(
+        s.n_pruned > 0,
+        "some of 30 random trials are worse than the median"
+    );
+    for t in study.trials().unwrap() {
+        if t.state == TrialState::Pruned {
+            // Optuna's rule: a pruned trial's value is its last intermediate value.
+            assert_eq!(
+                t.value,
+                Some(t.last_step().unwrap().1),
+                "trial {}",
+                t.number
+            );
+        } else {
+            assert_eq!(t.intermediate.len(), 6, "trial {}", t.number);
+        }
+    }
+}
+
+#[test]
+fn asha_records_its_rungs_on_the_trials() {
+    let study = pruned_study("asha:min_resource=1,reduction_factor=2");
+    let options = OptimizeOptions {
+        n_trials: Some(12),
+        ..OptimizeOptions::default()
+    };
+    let s = optimize(&study, &curve, &options, None).unwrap();
+    assert!(s.n_pruned > 0);
+    let trials = study.trials().unwrap();
+    assert!(
+        trials
+            .iter()
+            .all(|t| t.system_attrs.contains_key("completed_rung_0")),
+        "the storage keeps what the pruner records"
+    );
+}
