@@ -110,7 +110,12 @@ pub fn log_train_run(
     }
     let summary = run.end(RunStatus::Finished);
     for e in tracker.flush(FLUSH_TIMEOUT) {
-        tracing::debug!("tracking flush: {e}");
+        // A dead server was already reported once by its sink; a slow one is reported here.
+        if e.to_string().contains("(flush)") {
+            tracing::warn!("tracking: {e}; the rest of this run may be missing in MLflow");
+        } else {
+            tracing::debug!("tracking flush: {e}");
+        }
     }
     tracing::info!(
         "tracked run {:?} in {} ({})",
