@@ -2,9 +2,14 @@
 //! kernels, one per observation plus a prior kernel, over one parameter (independent TPE) or a
 //! group of parameters (multivariate TPE).
 
+use std::collections::HashMap;
+
 use super::rng::Rng;
 use super::truncnorm;
 use crate::model::Distribution;
+
+/// `log(sqrt(2 pi))`.
+const LOG_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// Optuna's `_ParzenEstimatorParameters` (weights and gamma live in the sampler). Optuna 5
 /// always adds the prior kernel and uses the same bandwidth rule for independent and
@@ -145,59 +150,123 @@ impl ParzenEstimator {
     }
 
     /// Log density of each sample (`samples[dim][i]`, internal representation).
+    ///
+    /// Computed dimension by dimension into a `[sample][kernel]` table. What does not depend on
+    /// the sample is computed once per kernel (a continuous kernel's normaliser), and a stepped
+    /// dimension's interval masses once per distinct (value, mu, sigma), as Optuna does with
+    /// `np.unique`: at a thousand trials this is what keeps a proposal cheap.
     pub(crate) fn log_pdf(&self, samples: &[Vec<f64>]) -> Vec<f64> {
         let n = samples.first().map_or(0, Vec::len);
+        let n_kernels = self.weights.len();
         let log_w: Vec<f64> = self.weights.iter().map(|w| w.ln()).collect();
-        let mut out = Vec::with_capacity(n);
-        let mut per_kernel = vec![0.0; log_w.len()];
-        for i in 0..n {
-            per_kernel.copy_from_slice(&log_w);
-            for (kernels, xs) in self.dims.iter().zip(samples) {
-                let x = xs[i];
-                match kernels {
-                    Kernels::Categorical { weights } => {
+        let mut table: Vec<f64> = Vec::with_capacity(n * n_kernels);
+        for _ in 0..n {
+            table.extend_from_slice(&log_w);
+        }
+        for (kernels, xs) in self.dims.iter().zip(samples) {
+            match kernels {
+                Kernels::Categorical { weights } => {
+                    let log_rows: Vec<Vec<f64>> = weights
+                        .iter()
+                        .map(|row| row.iter().map(|w| w.ln()).collect())
+                        .collect();
+                    for (i, &x) in xs.iter().enumerate() {
                         let c = x as usize;
-                        for (lp, row) in per_kernel.iter_mut().zip(weights) {
-                            *lp += row[c].ln();
+                        let row = &mut table[i * n_kernels..(i + 1) * n_kernels];
+                        for (lp, lr) in row.iter_mut().zip(&log_rows) {
+                            *lp += lr[c];
                         }
                     }
-                    Kernels::Numerical {
-                        mus,
-                        sigmas,
-                        step,
-                        log,
-                        adapted_low,
-                        adapted_high,
-                        ..
-                    } => {
-                        let t = |v: f64| if *log { v.ln() } else { v };
-                        if *step == 0.0 {
+                }
+                Kernels::Numerical {
+                    mus,
+                    sigmas,
+                    step,
+                    log,
+                    adapted_low,
+                    adapted_high,
+                    ..
+                } => {
+                    let t = |v: f64| if *log { v.ln() } else { v };
+                    let (al, ah) = (*adapted_low, *adapted_high);
+                    if *step == 0.0 {
+                        // -z^2/2 - log(sqrt(2 pi)) - log(sigma) - log(mass of [low, high]).
+                        let consts: Vec<f64> = mus
+                            .iter()
+                            .zip(sigmas)
+                            .map(|(mu, s)| {
+                                LOG_SQRT_2PI
+                                    + s.ln()
+                                    + truncnorm::log_gauss_mass((al - mu) / s, (ah - mu) / s)
+                            })
+                            .collect();
+                        for (i, &x) in xs.iter().enumerate() {
                             let x = t(x);
-                            for ((lp, mu), s) in per_kernel.iter_mut().zip(mus).zip(sigmas) {
-                                *lp += truncnorm::logpdf(x, *adapted_low, *adapted_high, *mu, *s);
+                            let row = &mut table[i * n_kernels..(i + 1) * n_kernels];
+                            if !(al..=ah).contains(&x) {
+                                row.fill(f64::NEG_INFINITY);
+                                continue;
                             }
-                        } else {
-                            let left = t(x - step / 2.0);
-                            let right = t(x + step / 2.0);
-                            for ((lp, mu), s) in per_kernel.iter_mut().zip(mus).zip(sigmas) {
-                                *lp += truncnorm::log_gauss_mass((left - mu) / s, (right - mu) / s)
-                                    - truncnorm::log_gauss_mass(
-                                        (adapted_low - mu) / s,
-                                        (adapted_high - mu) / s,
-                                    );
+                            for (((lp, mu), s), c) in
+                                row.iter_mut().zip(mus).zip(sigmas).zip(&consts)
+                            {
+                                let z = (x - mu) / s;
+                                *lp += -0.5 * z * z - c;
+                            }
+                        }
+                    } else {
+                        // Distinct (mu, sigma) pairs: duplicated observations share them.
+                        let mut index: HashMap<(u64, u64), usize> = HashMap::new();
+                        let mut pairs: Vec<(f64, f64)> = Vec::new();
+                        let inverse: Vec<usize> = mus
+                            .iter()
+                            .zip(sigmas)
+                            .map(|(&mu, &s)| {
+                                *index.entry((mu.to_bits(), s.to_bits())).or_insert_with(|| {
+                                    pairs.push((mu, s));
+                                    pairs.len() - 1
+                                })
+                            })
+                            .collect();
+                        let log_norm: Vec<f64> = pairs
+                            .iter()
+                            .map(|(mu, s)| truncnorm::log_gauss_mass((al - mu) / s, (ah - mu) / s))
+                            .collect();
+                        let mut by_value: HashMap<u64, Vec<f64>> = HashMap::new();
+                        for (i, &x) in xs.iter().enumerate() {
+                            let per_pair = by_value.entry(x.to_bits()).or_insert_with(|| {
+                                let left = t(x - step / 2.0);
+                                let right = t(x + step / 2.0);
+                                pairs
+                                    .iter()
+                                    .zip(&log_norm)
+                                    .map(|((mu, s), norm)| {
+                                        truncnorm::log_gauss_mass((left - mu) / s, (right - mu) / s)
+                                            - norm
+                                    })
+                                    .collect()
+                            });
+                            let row = &mut table[i * n_kernels..(i + 1) * n_kernels];
+                            for (lp, &u) in row.iter_mut().zip(&inverse) {
+                                *lp += per_pair[u];
                             }
                         }
                     }
                 }
             }
-            let mut max = per_kernel.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if max == f64::NEG_INFINITY {
-                max = 0.0;
-            }
-            let sum: f64 = per_kernel.iter().map(|lp| (lp - max).exp()).sum();
-            out.push(sum.ln() + max);
         }
-        out
+        table
+            .chunks(n_kernels.max(1))
+            .take(n)
+            .map(|row| {
+                let mut max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if max == f64::NEG_INFINITY {
+                    max = 0.0;
+                }
+                let sum: f64 = row.iter().map(|lp| (lp - max).exp()).sum();
+                sum.ln() + max
+            })
+            .collect()
     }
 }
 
