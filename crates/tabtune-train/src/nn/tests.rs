@@ -353,7 +353,9 @@ fn wgpu_trains_a_few_steps_like_the_cpu() {
     let gpu = train_population(&d, &members, &choice, &mut continue_all).expect("wgpu trains");
     let cpu = train(&d, &members, &mut continue_all);
     assert_close(&gpu[0], &cpu[0], 1e-3, "wgpu vs cpu");
-    assert!(gpu[0].valid_accuracy.expect("validated") > 0.5);
+    // It learns: the second epoch's training loss is below the first's.
+    let h = &gpu[0].history;
+    assert!(h[1].train_loss < h[0].train_loss, "{h:?}");
 }
 
 #[cfg(feature = "cuda")]
