@@ -58,13 +58,13 @@
 #![warn(missing_docs)]
 
 mod error;
-pub mod model;
-pub mod storage;
-pub mod study;
 pub mod executor;
+pub mod model;
 pub mod pruner;
 pub mod sampler;
 pub mod space;
+pub mod storage;
+pub mod study;
 
 pub use error::{Result, TuneError};
 pub use model::{Choice, Direction, Distribution, FrozenTrial, ParamValue, TrialState};
