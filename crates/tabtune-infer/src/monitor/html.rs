@@ -414,7 +414,7 @@ fn drift_body(report: &DriftReport) -> Result<String> {
 /// Drift and data quality on one page (what `tabtune monitor` writes).
 pub fn monitor_html(report: &DriftReport, quality: &QualityReport, model: &str) -> Result<String> {
     Ok(page(
-        &format!("tabtune monitoring: {model}"),
+        &format!("tabtune drift: {model}, with data quality"),
         &subtitle(&report.reference, &report.current),
         &format!("{}{}", drift_body(report)?, quality_sections(quality)?),
     ))
