@@ -73,6 +73,11 @@ pub enum Command {
     /// tracking URI is set, else checkpoints/registry).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Hyperparameter study: TPE (and other samplers), pruning, parallel trials, resumable,
+    /// stored in Optuna's schema; decision layer and HTML report at the end.
+    Sweep(SweepArgs),
+    /// Fit a study's best (or a chosen) trial on every row and write it as a bundle.
+    Export(ExportArgs),
 }
 
 /// `tabtune data ...`.
@@ -371,4 +376,84 @@ pub struct RegistryRegisterArgs {
     /// MLflow tracking server [default: the local registry].
     #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
     pub tracking_uri: Option<String>,
+}
+
+/// `tabtune sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Input selection and validation policy.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The search space (TOML; see configs/sweeps/README.md).
+    #[arg(long, value_name = "FILE", default_value = "configs/sweeps/gbdt.toml")]
+    pub sweep: PathBuf,
+    /// Study name [default: <task>-<sweep file stem>]. Rerunning with the same name and
+    /// storage resumes the study.
+    #[arg(long, value_name = "NAME")]
+    pub study: Option<String>,
+    /// Study storage: sqlite:///PATH (one machine, several processes) or
+    /// postgresql://USER@HOST:PORT/DB (many machines).
+    #[arg(long, value_name = "URL", default_value = crate::commands::sweep::DEFAULT_STORAGE)]
+    pub storage: String,
+    /// Folds of each trial's cross-validation [default: the config's `cv.folds`].
+    #[arg(long, value_name = "K", conflicts_with = "holdout")]
+    pub folds: Option<usize>,
+    /// Validate each trial on one stratified holdout of this share of the rows instead of
+    /// k-fold CV (faster; the decision layer needs k-fold).
+    #[arg(long, value_name = "SHARE")]
+    pub holdout: Option<f64>,
+    /// Finished (complete + pruned) trials the study should hold when the run ends.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub n_trials: u64,
+    /// Start no new trial after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Trials running at once.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
+    /// Devices: auto, cpu, wgpu, cuda:N or cuda:N,M,... (workers are spread over them).
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
+    /// Trials per device when several devices are given.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub trials_per_device: usize,
+    /// Sampler: random, grid, qmc, tpe, tpe-multivariate.
+    #[arg(long, default_value = "tpe-multivariate")]
+    pub sampler: String,
+    /// Pruner: none, median, percentile:P, asha, hyperband, wilcoxon (with options, e.g.
+    /// `median:n_startup_trials=5`).
+    #[arg(long, default_value = "median")]
+    pub pruner: String,
+    /// Seed of the sampler, the splits and the models [default: the config's `cv.seed`].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Trials blended by the decision layer (0: skip it).
+    #[arg(long, value_name = "K", default_value_t = 10)]
+    pub top_k: usize,
+    /// The study's HTML report [default: reports/studies/<study>/report.html].
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// `tabtune export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Input selection and validation policy (the rows the final model is fitted on).
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The study.
+    #[arg(long, value_name = "NAME")]
+    pub study: String,
+    /// Its storage.
+    #[arg(long, value_name = "URL", default_value = crate::commands::sweep::DEFAULT_STORAGE)]
+    pub storage: String,
+    /// Export this trial instead of the best one.
+    #[arg(long, value_name = "N")]
+    pub trial: Option<u64>,
+    /// Bundle folder [default: checkpoints/<study>-trial<N>].
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Device for fitting a neural model: auto, cpu, wgpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
 }

@@ -1,6 +1,14 @@
 //! The `tabtune` binary: parses the command line, sets up logging and dispatches. Exit codes:
 //! 0 ok, 1 runtime failure, 2 bad input or usage.
 
+/// Returns a bad-input error (exit code 2) with a formatted message.
+macro_rules! invalid {
+    ($($arg:tt)*) => {
+        return Err(tabtune_tune::TuneError::Invalid(format!($($arg)*)).into())
+    };
+}
+
+mod bundle_out;
 mod cli;
 mod commands;
 mod context;
@@ -43,6 +51,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve::run(&ctx, args),
         Command::Monitor(args) => commands::monitor::run(&ctx, args),
         Command::Registry(command) => commands::registry::run(&ctx, command),
+        Command::Sweep(args) => commands::sweep::run(&ctx, args),
+        Command::Export(args) => commands::export::run(&ctx, args),
     }
 }
 
@@ -66,7 +76,10 @@ fn report(err: &anyhow::Error, json: bool) -> ExitCode {
             .is_some_and(ModelError::is_bad_input)
         || err
             .downcast_ref::<TrackError>()
-            .is_some_and(TrackError::is_bad_input);
+            .is_some_and(TrackError::is_bad_input)
+        || err
+            .downcast_ref::<tabtune_tune::TuneError>()
+            .is_some_and(tabtune_tune::TuneError::is_bad_input);
     let mut text = format!("error: {err}");
     for cause in err.chain().skip(1) {
         text.push_str(&format!("\n  caused by: {cause}"));

@@ -7,7 +7,7 @@ use serde::Serialize;
 use tabtune_features::{FeatureMatrix, KFold, Preprocessor, PreprocessorSpec, Table};
 use tabtune_models::AnyModel;
 use tabtune_models::forest::ForestModel;
-use tabtune_models::gbdt::{Control, GbdtModel, Labelled, labels_of, log_loss};
+use tabtune_models::gbdt::{Control, GbdtModel, Labelled, RoundEval, labels_of, log_loss};
 
 use crate::error::{Result, TrainError};
 use crate::family::ModelParams;
@@ -104,6 +104,7 @@ fn fit_model(
     m: &FeatureMatrix,
     early: Option<Labelled<'_>>,
     n_classes: usize,
+    on_round: &mut (dyn FnMut(usize, Option<RoundEval>) -> Control + Send),
 ) -> tabtune_models::Result<AnyModel> {
     let y = m
         .target
@@ -124,7 +125,7 @@ fn fit_model(
                 n_classes,
                 train,
                 early,
-                &mut |_, _| Control::Continue,
+                on_round,
             )
             .map(AnyModel::Gbdt)
         }
@@ -159,7 +160,7 @@ pub fn fit_all_on(
     let n_classes = spec.schema().classes().len();
     let pre = spec.fit(table)?;
     let m = pre.transform(table)?;
-    let model = fit_model(params, &m, None, n_classes)?;
+    let model = fit_model(params, &m, None, n_classes, &mut |_, _| Control::Continue)?;
     Ok((pre, model))
 }
 
@@ -199,8 +200,66 @@ pub fn cross_validate_on(
     on_fold: &mut dyn FnMut(&FoldResult),
     on_epoch: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
 ) -> Result<CvReport> {
+    cross_validate_with(
+        table,
+        spec,
+        params,
+        kfold,
+        device,
+        CvHooks {
+            on_fold: &mut |f| {
+                on_fold(f);
+                Control::Continue
+            },
+            on_epoch,
+            on_round: &mut |_, _, _| Control::Continue,
+        },
+    )
+}
+
+/// What a caller (the tuner) sees while cross-validation runs, and how it stops it early.
+pub struct CvHooks<'a> {
+    /// After each fold; [`Control::Stop`] ends the run after this fold (the report then holds
+    /// the folds done so far). Neural folds train together, so all of them end at once.
+    pub on_fold: &'a mut dyn FnMut(&FoldResult) -> Control,
+    /// After each epoch of a neural model: `(fold_index, metrics)`; [`Control::Stop`] stops
+    /// that fold's member.
+    pub on_epoch: &'a mut dyn FnMut(usize, &EpochMetrics) -> Control,
+    /// After each boosting round of a GBDT: `(fold_index, round, validation metrics)`;
+    /// [`Control::Stop`] ends that fold's fit after this round (the fold is still scored).
+    pub on_round: &'a mut (dyn FnMut(usize, usize, RoundEval) -> Control + Send),
+}
+
+/// [`cross_validate_on`] with every hook (see [`CvHooks`]).
+pub fn cross_validate_with(
+    table: &Table,
+    spec: &PreprocessorSpec,
+    params: &ModelParams,
+    kfold: KFold,
+    device: &DeviceChoice,
+    hooks: CvHooks<'_>,
+) -> Result<CvReport> {
+    let CvHooks {
+        on_fold,
+        on_epoch,
+        on_round,
+    } = hooks;
     if let ModelParams::Neural(p) = params {
-        return cross_validate_neural(table, spec, p, kfold, device, on_fold, on_epoch);
+        let mut stopped = false;
+        return cross_validate_neural(
+            table,
+            spec,
+            p,
+            kfold,
+            device,
+            &mut |f| {
+                // The folds trained together: a stop cannot save work any more.
+                if !stopped && on_fold(f) == Control::Stop {
+                    stopped = true;
+                }
+            },
+            on_epoch,
+        );
     }
     let start = Instant::now();
     let labels = table.target.as_ref().ok_or_else(|| {
@@ -225,7 +284,7 @@ pub fn cross_validate_on(
     let mut oof_fold = vec![0usize; table.n_rows()];
     let mut results = Vec::with_capacity(folds.len());
     let mut importance: Vec<(String, f64)> = Vec::new();
-    for fold in &folds {
+    for (index, fold) in folds.iter().enumerate() {
         let t = Instant::now();
         let train = table.select_rows(&fold.train);
         let valid = table.select_rows(&fold.valid);
@@ -237,7 +296,9 @@ pub fn cross_validate_on(
             x: mv.values.view(),
             y: yv,
         };
-        let fitted = fit_model(params, &mt, Some(early), n_classes);
+        let fitted = fit_model(params, &mt, Some(early), n_classes, &mut |round, eval| {
+            eval.map_or(Control::Continue, |e| on_round(index, round, e))
+        });
         let model = fitted.map_err(|e| {
             TrainError::Invalid(format!("repeat {}, fold {}: {e}", fold.repeat, fold.fold))
         })?;
@@ -272,8 +333,11 @@ pub fn cross_validate_on(
             valid_rows: yv.len(),
             seconds: t.elapsed().as_secs_f64(),
         };
-        on_fold(&result);
+        let control = on_fold(&result);
         results.push(result);
+        if control == Control::Stop {
+            break;
+        }
     }
     Ok(CvReport::from_folds(
         results,

@@ -21,7 +21,10 @@ pub mod nn;
 pub mod objective;
 pub mod study_report;
 
-pub use cv::{CvReport, FoldResult, cross_validate, cross_validate_on, fit_all, fit_all_on};
+pub use cv::{
+    CvHooks, CvReport, FoldResult, cross_validate, cross_validate_on, cross_validate_with, fit_all,
+    fit_all_on,
+};
 pub use error::{Result, TrainError};
 pub use family::{Family, ModelParams};
 pub use tabtune_models::gbdt::argmax;

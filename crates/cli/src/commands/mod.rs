@@ -2,10 +2,12 @@
 
 pub mod describe;
 pub mod eda;
+pub mod export;
 pub mod features;
 pub mod fetch;
 pub mod monitor;
 pub mod predict;
 pub mod registry;
 pub mod serve;
+pub mod sweep;
 pub mod train;

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde_json::json;
-use tabtune_features::io::{sha256_file, write_atomic};
+use tabtune_features::io::write_atomic;
 use tabtune_features::{FeaturesError, KFold, PreprocessorSpec, Table, TargetPresence};
-use tabtune_models::bundle::{Bundle, BundleMeta, TrainingData};
 use tabtune_train::nn::{Control, DeviceChoice, DeviceRequest, device};
-use tabtune_train::{CvReport, Family, ModelParams, argmax, cross_validate_on, fit_all_on};
+use tabtune_train::{CvReport, Family, ModelParams, argmax, cross_validate_on};
 
+use crate::bundle_out::{BundleInput, final_params, mean_rounds, write_bundle};
 use crate::cli::TrainArgs;
 use crate::context::Context;
 use crate::output;
@@ -244,60 +244,28 @@ fn save_bundle(
     report: &CvReport,
     dir: &Path,
 ) -> Result<PathBuf> {
-    // With early stopping, the final model (no validation set) trains for the folds' mean
-    // best round count.
-    let mut final_params = params.clone();
-    if let ModelParams::Gbdt(p) = &mut final_params
-        && p.early_stopping_rounds > 0
-    {
-        let mean =
-            report.folds.iter().map(|f| f.rounds).sum::<usize>() as f64 / report.folds.len() as f64;
-        p.rounds = (mean.round() as usize).max(1);
-        p.early_stopping_rounds = 0;
-    }
-    // A neural model likewise trains for the folds' mean best epoch count.
-    if let ModelParams::Neural(p) = &mut final_params {
-        let mean =
-            report.folds.iter().map(|f| f.rounds).sum::<usize>() as f64 / report.folds.len() as f64;
-        p.epochs = (mean.round() as usize).max(1);
-    }
-    let spinner = output::spinner(
-        ctx.progress,
-        format!("{}: fitting on all {} rows", family.name(), table.n_rows()),
-    );
-    let fitted = fit_all_on(table, spec, &final_params, device);
-    spinner.finish_and_clear();
-    let (preprocessor, model) = fitted?;
+    let final_params = final_params(params, mean_rounds(report));
+    let metrics = [
+        ("cv_accuracy_mean", report.accuracy_mean),
+        ("cv_accuracy_std", report.accuracy_std),
+        ("cv_logloss_mean", report.logloss_mean),
+        ("cv_folds", report.folds.len() as f64),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
     let input = ctx.input_path(&args.input);
-    let training_data = TrainingData {
-        file: input.display().to_string(),
-        sha256: sha256_file(&input)?,
-        rows: table.n_rows(),
-    };
-    let name = dir
-        .file_name()
-        .map_or_else(|| "model".to_owned(), |n| n.to_string_lossy().into_owned());
-    let mut meta = BundleMeta::new(
-        &name,
-        family.name(),
-        &preprocessor,
-        serde_json::to_value(&final_params)?,
-        training_data,
-    );
-    meta.metrics
-        .insert("cv_accuracy_mean".into(), report.accuracy_mean);
-    meta.metrics
-        .insert("cv_accuracy_std".into(), report.accuracy_std);
-    meta.metrics
-        .insert("cv_logloss_mean".into(), report.logloss_mean);
-    meta.metrics
-        .insert("cv_folds".into(), report.folds.len() as f64);
-    Bundle {
-        meta,
-        model,
-        preprocessor,
-    }
-    .save(dir)?;
-    tracing::info!("bundle written to {}", dir.display());
-    Ok(dir.to_owned())
+    write_bundle(
+        &BundleInput {
+            family,
+            params: &final_params,
+            table,
+            spec,
+            input: &input,
+            metrics,
+            device,
+            progress: ctx.progress,
+        },
+        dir,
+    )
 }

@@ -1,0 +1,736 @@
+//! `tabtune sweep`: a hyperparameter study over the training data, stored in Optuna's schema,
+//! resumable, with pruning, parallel workers, a decision layer on out-of-fold predictions and
+//! an HTML report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
+use serde_json::{Value, json};
+use tabtune_features::io::write_bytes_atomic;
+use tabtune_features::{KFold, PreprocessorSpec, Table, TargetPresence, report::html};
+use tabtune_models::gbdt::Control;
+use tabtune_train::decision::{DecisionReport, decide};
+use tabtune_train::nn::device::select;
+use tabtune_train::nn::{DeviceChoice, DeviceRequest};
+use tabtune_train::objective::{OofStore, trial_params};
+use tabtune_train::study_report::{StudyReportInput, study_html};
+use tabtune_train::{CvHooks, CvReport, cross_validate_with};
+use tabtune_tune::executor::{
+    OptimizeOptions, StopReason, Summary, TrialError, TrialEvent, WorkerContext, optimize,
+};
+use tabtune_tune::storage::{Storage, open, redact};
+use tabtune_tune::study::{Engine, Study, TrialHandle};
+use tabtune_tune::{
+    Direction, FrozenTrial, ParamValue, SearchSpace, TrialState, pruner_from_name,
+    sampler_from_name,
+};
+
+use crate::cli::SweepArgs;
+use crate::context::Context;
+use crate::output;
+
+/// Where studies go when `--storage` is not given.
+pub const DEFAULT_STORAGE: &str = "sqlite:///reports/studies.db";
+
+/// The objective's metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Mean validation accuracy (maximise).
+    Accuracy,
+    /// Mean validation log loss (minimise).
+    Logloss,
+}
+
+impl Metric {
+    fn parse(name: &str) -> Result<Self> {
+        match name {
+            "accuracy" => Ok(Self::Accuracy),
+            "logloss" | "log_loss" => Ok(Self::Logloss),
+            other => invalid!("unknown metric `{other}`; expected accuracy or logloss"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Accuracy => "accuracy",
+            Self::Logloss => "logloss",
+        }
+    }
+
+    fn direction(self) -> Direction {
+        match self {
+            Self::Accuracy => Direction::Maximize,
+            Self::Logloss => Direction::Minimize,
+        }
+    }
+}
+
+/// Everything one trial needs, shared by the worker threads.
+struct Setup<'a> {
+    table: &'a Table,
+    spec: &'a PreprocessorSpec,
+    kfold: KFold,
+    /// Stop after this many folds (1 for a holdout split).
+    max_folds: usize,
+    metric: Metric,
+    fixed: BTreeMap<String, Value>,
+    devices: Vec<DeviceChoice>,
+    trials_per_device: usize,
+    oof: OofStore,
+}
+
+/// How a trial reports intermediate values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Steps {
+    /// One value per fold (step = fold index): k-fold CV.
+    Folds,
+    /// One value per boosting round or epoch of the single holdout fold (step = round).
+    Rounds,
+}
+
+/// What the hooks of one trial learned.
+#[derive(Default)]
+struct Flags {
+    pruned: bool,
+    interrupted: bool,
+    storage_error: Option<String>,
+}
+
+impl Flags {
+    /// Reports `value` at `step` and decides whether the trial goes on.
+    fn report(&mut self, h: &mut TrialHandle, step: u64, value: f64) -> Control {
+        if self.pruned || self.interrupted || self.storage_error.is_some() {
+            return Control::Stop;
+        }
+        match h.report(step, value) {
+            Ok(true) => {
+                self.pruned = true;
+                return Control::Stop;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                self.storage_error = Some(e.to_string());
+                return Control::Stop;
+            }
+        }
+        if h.interrupted() {
+            self.interrupted = true;
+            return Control::Stop;
+        }
+        Control::Continue
+    }
+}
+
+/// Runs one trial: cross-validation (or the holdout fold) of the trial's family and
+/// parameters. Intermediate values go to the study as the run goes (per fold in k-fold mode,
+/// per boosting round / epoch in holdout mode) so the pruner can stop it.
+fn run_trial(
+    setup: &Setup<'_>,
+    h: &mut TrialHandle,
+    ctx: WorkerContext,
+) -> std::result::Result<f64, TrialError> {
+    let (family, params) = trial_params(h.params(), &setup.fixed)?;
+    h.set_user_attr("family", Value::from(family.name()))?;
+    let device = &setup.devices[(ctx.worker / setup.trials_per_device) % setup.devices.len()];
+    let steps = if setup.max_folds == 1 {
+        Steps::Rounds
+    } else {
+        Steps::Folds
+    };
+    let metric = setup.metric;
+    let state = Mutex::new((h, Flags::default()));
+    let with = |f: &mut dyn FnMut(&mut TrialHandle, &mut Flags) -> Control| {
+        let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (h, flags) = &mut *guard;
+        f(h, flags)
+    };
+    let mut seen = 0usize;
+    let folds_per_repeat = setup.kfold.folds;
+    let report = cross_validate_with(
+        setup.table,
+        setup.spec,
+        &params,
+        setup.kfold,
+        device,
+        CvHooks {
+            on_fold: &mut |f| {
+                seen += 1;
+                let control = if steps == Steps::Folds {
+                    let step = (f.repeat * folds_per_repeat + f.fold) as u64;
+                    let value = match metric {
+                        Metric::Accuracy => f.accuracy,
+                        Metric::Logloss => f.logloss,
+                    };
+                    with(&mut |h, flags| flags.report(h, step, value))
+                } else {
+                    with(&mut |h, flags| {
+                        if flags.pruned || h.interrupted() {
+                            flags.interrupted |= h.interrupted();
+                            Control::Stop
+                        } else {
+                            Control::Continue
+                        }
+                    })
+                };
+                if seen >= setup.max_folds {
+                    Control::Stop
+                } else {
+                    control
+                }
+            },
+            on_epoch: &mut |fold, m| {
+                if steps == Steps::Rounds && fold == 0 {
+                    let value = match metric {
+                        Metric::Accuracy => m.valid_accuracy,
+                        Metric::Logloss => m.valid_logloss,
+                    };
+                    if let Some(v) = value {
+                        return with(&mut |h, flags| flags.report(h, m.epoch as u64, v));
+                    }
+                }
+                with(&mut |h, _| {
+                    if h.interrupted() {
+                        Control::Stop
+                    } else {
+                        Control::Continue
+                    }
+                })
+            },
+            on_round: &mut |fold, round, eval| {
+                if steps == Steps::Rounds && fold == 0 {
+                    let value = match metric {
+                        Metric::Accuracy => eval.accuracy,
+                        Metric::Logloss => eval.logloss,
+                    };
+                    with(&mut |h, flags| flags.report(h, round as u64, value))
+                } else {
+                    Control::Continue
+                }
+            },
+        },
+    );
+    let (h, flags) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Some(e) = flags.storage_error {
+        return Err(TrialError::Failed(e));
+    }
+    if flags.interrupted || h.interrupted() {
+        return Err(TrialError::Failed("interrupted (Ctrl-C)".into()));
+    }
+    if flags.pruned {
+        return Err(TrialError::Pruned);
+    }
+    let report = report?;
+    record(setup, h, &report)?;
+    Ok(match setup.metric {
+        Metric::Accuracy => report.accuracy_mean,
+        Metric::Logloss => report.logloss_mean,
+    })
+}
+
+/// Stores a finished trial's metrics as user attributes and its OOF predictions on disk.
+fn record(
+    setup: &Setup<'_>,
+    h: &mut TrialHandle,
+    report: &CvReport,
+) -> std::result::Result<(), TrialError> {
+    let rounds = report.folds.iter().map(|f| f.rounds).sum::<usize>() as f64
+        / report.folds.len().max(1) as f64;
+    for (k, v) in [
+        ("accuracy_mean", report.accuracy_mean),
+        ("accuracy_std", report.accuracy_std),
+        ("logloss_mean", report.logloss_mean),
+        ("rounds_mean", rounds),
+        ("seconds", report.seconds),
+    ] {
+        h.set_user_attr(k, json!(v))?;
+    }
+    h.set_user_attr("folds", json!(report.folds.len()))?;
+    h.set_user_attr("device", json!(report.device))?;
+    // The decision layer needs every row's OOF prediction: only full k-fold runs qualify.
+    if report.folds.len() == setup.kfold.folds * setup.kfold.repeats {
+        setup.oof.put(h.number(), &report.oof)?;
+    }
+    Ok(())
+}
+
+/// Opens the storage, creating the folder of the default SQLite file.
+fn open_storage(url: &str) -> Result<Arc<dyn Storage>> {
+    if url == DEFAULT_STORAGE {
+        std::fs::create_dir_all("reports").context("creating reports/")?;
+    }
+    let storage = open(url)?;
+    Ok(Arc::new(storage))
+}
+
+/// The devices trials run on (`--device auto|cpu|wgpu|cuda[:N[,M]]`).
+fn devices(spec: &str) -> Result<Vec<DeviceChoice>> {
+    if let Some(rest) = spec.strip_prefix("cuda:")
+        && rest.contains(',')
+    {
+        return rest
+            .split(',')
+            .map(|n| {
+                Ok(select(DeviceRequest::parse(&format!(
+                    "cuda:{}",
+                    n.trim()
+                ))?)?)
+            })
+            .collect();
+    }
+    Ok(vec![select(DeviceRequest::parse(spec)?)?])
+}
+
+/// Where a study's files go: `reports/studies/<study>/`.
+pub fn study_dir(study: &str) -> PathBuf {
+    let safe: String = study
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Path::new("reports/studies").join(safe)
+}
+
+/// Runs the command.
+pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
+    let config = &ctx.config;
+    let space = SearchSpace::from_toml_file(&args.sweep)?;
+    let metric = Metric::parse(space.metric().unwrap_or("accuracy"))
+        .with_context(|| format!("{}: `metric`", args.sweep.display()))?;
+    let direction = space.direction().unwrap_or(metric.direction());
+    if direction != metric.direction() {
+        invalid!(
+            "{}: direction {} does not fit metric {} (which is {}d)",
+            args.sweep.display(),
+            direction.as_optuna().to_lowercase(),
+            metric.name(),
+            metric.direction().as_optuna().to_lowercase()
+        );
+    }
+    let stem = args
+        .sweep
+        .file_stem()
+        .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned());
+    let study_name = args
+        .study
+        .clone()
+        .unwrap_or_else(|| format!("{}-{stem}", config.name));
+    let url = args.storage.clone();
+    let seed = args.seed.unwrap_or(config.cv.seed);
+    if args.workers == 0 {
+        invalid!("--workers must be at least 1");
+    }
+    if args.trials_per_device == 0 {
+        invalid!("--trials-per-device must be at least 1");
+    }
+    if let Some(h) = args.holdout
+        && !(0.05..=0.5).contains(&h)
+    {
+        invalid!("--holdout must be between 0.05 and 0.5, got {h}");
+    }
+
+    let loaded = ctx.load(&args.input, TargetPresence::Required)?;
+    let mut table = loaded.table;
+    if config.transforms.dedup {
+        let (deduped, removed) = table.dedup();
+        tracing::info!(
+            "transforms.dedup: dropped {} duplicate training rows",
+            removed.len()
+        );
+        table = deduped;
+    }
+    let sampler = sampler_from_name(&args.sampler, seed, &space)?;
+    let pruner = pruner_from_name(&args.pruner)?;
+    let storage = open_storage(&url)?;
+    let shown_url = redact(&url);
+    let mut fixed = space.fixed().clone();
+    fixed.entry("seed".into()).or_insert_with(|| json!(seed));
+    let study = Study::open(
+        storage,
+        &study_name,
+        direction,
+        Engine::new(space.clone(), sampler, pruner),
+    )?;
+
+    let spec = PreprocessorSpec::from_config(config);
+    let (kfold, max_folds) = match args.holdout {
+        Some(h) => (
+            KFold {
+                folds: (1.0 / h).round() as usize,
+                repeats: 1,
+                seed,
+                stratify: true,
+            },
+            1,
+        ),
+        None => {
+            let folds = args.folds.unwrap_or(config.cv.folds);
+            let k = KFold {
+                folds,
+                repeats: 1,
+                seed,
+                stratify: config.cv.stratify,
+            };
+            (k, folds)
+        }
+    };
+    let dir = study_dir(&study_name);
+    let setup = Setup {
+        table: &table,
+        spec: &spec,
+        kfold,
+        max_folds,
+        metric,
+        fixed,
+        devices: devices(&args.device)?,
+        trials_per_device: args.trials_per_device,
+        oof: OofStore::new(dir.join("oof")),
+    };
+    for d in &setup.devices {
+        tracing::info!("device {}: {}", d.name, d.reason);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let options = OptimizeOptions {
+        n_trials: Some(args.n_trials),
+        timeout: args.timeout.map(Duration::from_secs_f64),
+        workers: args.workers,
+        stop: Arc::clone(&stop),
+        ..OptimizeOptions::default()
+    };
+    let before = study.counts()?;
+    let finished_before =
+        before.get("COMPLETE").copied().unwrap_or(0) + before.get("PRUNED").copied().unwrap_or(0);
+    let bar = progress_bar(ctx.progress, args.n_trials, finished_before);
+    let progress = |e: &TrialEvent| on_trial(&bar, e, metric);
+    let objective = |h: &mut TrialHandle, w: WorkerContext| run_trial(&setup, h, w);
+    let summary = optimize(&study, &objective, &options, Some(&progress));
+    bar.finish_and_clear();
+    let summary = summary?;
+    if stop.load(Ordering::SeqCst) {
+        tracing::warn!(
+            "interrupted: running trials were marked FAIL; rerun the same command to resume"
+        );
+    }
+
+    let trials = study.trials()?;
+    let decision = if args.top_k > 0 && args.holdout.is_none() {
+        decision_layer(&setup, &trials, direction, args.top_k, &table)?
+    } else {
+        None
+    };
+    let report_path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| dir.join("report.html"));
+    let html = study_html(&StudyReportInput {
+        study: &study_name,
+        storage: &shown_url,
+        direction,
+        metric: metric.name(),
+        trials: &trials,
+        extra_sections: decision
+            .as_ref()
+            .map(|(d, numbers)| vec![decision_html(d, numbers)])
+            .unwrap_or_default(),
+    })?;
+    write_bytes_atomic(&report_path, html.as_bytes())?;
+    print_summary(
+        ctx,
+        &Printed {
+            study: &study_name,
+            storage: &shown_url,
+            n_trials: args.n_trials,
+            summary: &summary,
+            trials: &trials,
+            metric,
+            decision: decision.as_ref(),
+            report: &report_path,
+        },
+    );
+    Ok(())
+}
+
+fn progress_bar(enabled: bool, n: u64, done: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(n).with_position(done.min(n));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} trials  {msg}  [{elapsed}<{eta}]")
+            .expect("the template is valid"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn on_trial(bar: &ProgressBar, e: &TrialEvent, metric: Metric) {
+    if e.trial.state.is_finished() && e.trial.state != TrialState::Fail {
+        bar.inc(1);
+    }
+    let best = e
+        .best
+        .as_ref()
+        .and_then(|b| {
+            b.value
+                .map(|v| format!("best {} {v:.5} (#{})", metric.name(), b.number))
+        })
+        .unwrap_or_default();
+    bar.set_message(format!(
+        "{best}  complete {} pruned {} failed {}",
+        e.n_complete, e.n_pruned, e.n_failed
+    ));
+    let value = e
+        .trial
+        .value
+        .map_or_else(|| "-".into(), |v| format!("{v:.5}"));
+    tracing::info!(
+        trial = e.trial.number,
+        state = e.trial.state.as_optuna(),
+        value = %value,
+        worker = e.worker,
+        "trial finished"
+    );
+    if e.trial.state == TrialState::Fail
+        && let Some(reason) = e.trial.system_attrs.get("fail_reason")
+    {
+        tracing::warn!("trial {} failed: {reason}", e.trial.number);
+    }
+}
+
+/// The decision layer over the top `k` complete trials that have OOF predictions.
+fn decision_layer(
+    setup: &Setup<'_>,
+    trials: &[FrozenTrial],
+    direction: Direction,
+    k: usize,
+    table: &Table,
+) -> Result<Option<(DecisionReport, Vec<u64>)>> {
+    let mut done: Vec<&FrozenTrial> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete && t.value.is_some())
+        .collect();
+    done.sort_by(|a, b| {
+        direction
+            .as_loss(a.value.unwrap_or(0.0))
+            .total_cmp(&direction.as_loss(b.value.unwrap_or(0.0)))
+    });
+    let mut numbers = Vec::new();
+    let mut oofs: Vec<Array2<f64>> = Vec::new();
+    for t in done {
+        if oofs.len() == k {
+            break;
+        }
+        if let Some(m) = setup.oof.get(t.number)?
+            && m.nrows() == table.n_rows()
+        {
+            numbers.push(t.number);
+            oofs.push(m);
+        }
+    }
+    if oofs.len() < 2 {
+        tracing::info!("decision layer skipped: fewer than 2 complete trials with OOF predictions");
+        return Ok(None);
+    }
+    let y = table.target.as_deref().unwrap_or_default();
+    let fold_of = setup
+        .kfold
+        .split(y, setup.spec.schema().classes().len())?
+        .iter()
+        .flat_map(|f| f.valid.iter().map(move |&r| (r, f.fold)))
+        .fold(vec![0usize; table.n_rows()], |mut acc, (r, f)| {
+            acc[r] = f;
+            acc
+        });
+    let views: Vec<_> = oofs.iter().map(|m| m.view()).collect();
+    let report = decide(&views, y, &fold_of, 20)?;
+    Ok(Some((report, numbers)))
+}
+
+fn decision_html(d: &DecisionReport, numbers: &[u64]) -> String {
+    let members: Vec<Vec<String>> = d
+        .ensemble
+        .members
+        .iter()
+        .map(|(i, w)| vec![numbers[*i].to_string(), html::num(*w, 3)])
+        .collect();
+    let table = html::table(
+        &["", "accuracy"],
+        &[
+            vec![
+                format!("best single trial (#{}), raw OOF", numbers[d.best_single]),
+                html::num(d.raw_accuracy, 5),
+            ],
+            vec![
+                "ensemble, cross-fitted".into(),
+                html::num(d.ensemble_accuracy, 5),
+            ],
+            vec![
+                "ensemble + class weights, cross-fitted".into(),
+                html::num(d.ensemble_weighted_accuracy, 5),
+            ],
+        ],
+    );
+    let weights = d
+        .class_weights
+        .weights
+        .iter()
+        .map(|w| html::num(*w, 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    html::section(
+        "Decision layer (out-of-fold only)",
+        "An ensemble of the top trials (greedy selection on out-of-fold log loss) and per-class \
+         probability weights, both tuned on out-of-fold predictions and scored by cross-fitting \
+         over the same folds: never on rows they were tuned on. Reported beside, not instead of, \
+         the raw CV number.",
+        &format!(
+            "{table}<p>Class weights: {weights}</p>{}",
+            html::table(&["trial", "weight"], &members)
+        ),
+    )
+}
+
+struct Printed<'a> {
+    study: &'a str,
+    storage: &'a str,
+    n_trials: u64,
+    summary: &'a Summary,
+    trials: &'a [FrozenTrial],
+    metric: Metric,
+    decision: Option<&'a (DecisionReport, Vec<u64>)>,
+    report: &'a Path,
+}
+
+fn print_summary(ctx: &Context, p: &Printed<'_>) {
+    let best = p.summary.best.as_ref();
+    let best_params: serde_json::Map<String, Value> = best
+        .map(|b| {
+            b.params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let reason = match p.summary.reason {
+        StopReason::Done => "done",
+        StopReason::Timeout => "timeout",
+        StopReason::Interrupted => "interrupted",
+        StopReason::Exhausted => "search space exhausted",
+    };
+    if ctx.json {
+        let decision = p.decision.map(|(d, numbers)| {
+            json!({
+                "raw_accuracy": d.raw_accuracy,
+                "best_single_trial": numbers[d.best_single],
+                "ensemble_accuracy": d.ensemble_accuracy,
+                "ensemble_weighted_accuracy": d.ensemble_weighted_accuracy,
+                "ensemble_logloss": d.ensemble_logloss,
+                "members": d.ensemble.members.iter().map(|(i, w)| json!({"trial": numbers[*i], "weight": w})).collect::<Vec<_>>(),
+                "class_weights": d.class_weights.weights,
+                "folds": d.folds,
+            })
+        });
+        output::json(&json!({
+            "study": p.study,
+            "storage": p.storage,
+            "metric": p.metric.name(),
+            "n_trials": p.n_trials,
+            "n_complete": p.summary.n_complete,
+            "n_pruned": p.summary.n_pruned,
+            "n_failed": p.summary.n_failed,
+            "n_run": p.summary.n_run,
+            "stopped": reason,
+            "best_value": best.and_then(|b| b.value),
+            "best_trial": best.map(|b| b.number),
+            "best_params": best_params,
+            "decision": decision,
+            "report": p.report,
+            "seconds": p.summary.seconds,
+        }));
+        return;
+    }
+    let mut ranked: Vec<&FrozenTrial> = p
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete && t.value.is_some())
+        .collect();
+    let dir = p.metric.direction();
+    ranked.sort_by(|a, b| {
+        dir.as_loss(a.value.unwrap_or(0.0))
+            .total_cmp(&dir.as_loss(b.value.unwrap_or(0.0)))
+    });
+    let rows: Vec<Vec<String>> = ranked
+        .iter()
+        .take(10)
+        .enumerate()
+        .map(|(i, t)| {
+            let params: Vec<String> = t
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={}", short(v)))
+                .collect();
+            vec![
+                (i + 1).to_string(),
+                t.number.to_string(),
+                format!("{:.5}", t.value.unwrap_or(f64::NAN)),
+                t.duration_s()
+                    .map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+                params.join(" "),
+            ]
+        })
+        .collect();
+    let mut s = format!(
+        "study {} in {}: {} complete, {} pruned, {} failed ({reason}, {:.1} s)\n\n",
+        p.study,
+        p.storage,
+        p.summary.n_complete,
+        p.summary.n_pruned,
+        p.summary.n_failed,
+        p.summary.seconds
+    );
+    s.push_str(&output::table(
+        &["rank", "trial", p.metric.name(), "seconds", "params"],
+        &rows,
+    ));
+    if let Some((d, numbers)) = p.decision {
+        s.push_str(&format!(
+            "\ndecision layer (OOF only, cross-fitted): best single #{} {:.5} | ensemble of {} {:.5} | + class weights {:.5}\n",
+            numbers[d.best_single],
+            d.raw_accuracy,
+            d.ensemble.members.len(),
+            d.ensemble_accuracy,
+            d.ensemble_weighted_accuracy
+        ));
+    }
+    s.push_str(&format!("\nreport: {}\n", p.report.display()));
+    output::text(&s);
+}
+
+/// A parameter value for the leaderboard: floats to 4 significant digits.
+fn short(v: &ParamValue) -> String {
+    match v {
+        ParamValue::Float(x) if *x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e5) => {
+            format!("{x:.3e}")
+        }
+        ParamValue::Float(x) => {
+            let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;
+            format!("{x:.digits$}")
+        }
+        other => other.to_string(),
+    }
+}
