@@ -90,9 +90,9 @@ fn main() {
                 trial(&off, &study, number, steps_per_round);
             }
             if tracked {
-                t_on += started.elapsed()
+                t_on += started.elapsed();
             } else {
-                t_off += started.elapsed()
+                t_off += started.elapsed();
             }
         }
     }

@@ -17,6 +17,8 @@ use crate::tracker::{RunSink, RunSpec, RunStatus, Tracker, now_millis, param_tex
 
 /// Messages queued before the sink starts dropping (and warns once).
 pub const DEFAULT_QUEUE: usize = 10_000;
+/// How long the sender collects updates before sending them (a flush sends at once).
+const LINGER: Duration = Duration::from_millis(500);
 
 enum Msg {
     Start {
@@ -304,11 +306,14 @@ struct Worker {
 impl Worker {
     fn run(mut self, rx: &Receiver<Msg>) {
         while let Ok(first) = rx.recv() {
+            // Linger a little so the metrics of many steps go out in one `log-batch`: one call
+            // per step would cost the server (often on the same machine) far more CPU.
+            let deadline = Instant::now() + LINGER;
             let mut batch = vec![first];
-            while let Ok(more) = rx.try_recv() {
-                batch.push(more);
-                if batch.len() >= 4096 {
-                    break;
+            while batch.len() < 4096 && !matches!(batch.last(), Some(Msg::Flush(_))) {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
                 }
             }
             for msg in batch {
