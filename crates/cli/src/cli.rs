@@ -433,6 +433,19 @@ pub struct SweepArgs {
     /// The study's HTML report [default: reports/studies/<study>/report.html].
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// MLflow tracking server: every trial is logged there as a run (params, intermediate
+    /// values, final metrics, tags linking study and trial) and the best model is registered.
+    /// Always logged: reports/runs and reports/tensorboard/<study>/trial-N.
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    pub tracking_uri: Option<String>,
+    /// Track nothing (no local run records, TensorBoard files or MLflow runs).
+    #[arg(long)]
+    pub no_track: bool,
+    /// After the sweep, fit the best trial on every row, write it to checkpoints/<study>-best
+    /// and register it as a new version of this model, moving `champion` only if it beats the
+    /// current champion's CV score [default with a tracking URI: the config's name].
+    #[arg(long, value_name = "NAME")]
+    pub register: Option<String>,
 }
 
 /// `tabtune export`.

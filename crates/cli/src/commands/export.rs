@@ -11,12 +11,13 @@ use tabtune_features::{PreprocessorSpec, TargetPresence};
 use tabtune_train::nn::device::select;
 use tabtune_train::nn::{DeviceChoice, DeviceRequest};
 use tabtune_train::objective::trial_params;
+use tabtune_train::{Family, ModelParams};
 use tabtune_tune::storage::{AttrKind, Storage, open, redact};
 use tabtune_tune::study::{ATTR_FIXED_PARAMS, Study, best_of};
 use tabtune_tune::{FrozenTrial, TrialState};
 
 use crate::bundle_out::{BundleInput, final_params, write_bundle};
-use crate::cli::ExportArgs;
+use crate::cli::{ExportArgs, InputArgs};
 use crate::context::Context;
 use crate::output;
 
@@ -59,32 +60,61 @@ fn fixed_params(storage: &dyn Storage, study: &Study) -> Result<BTreeMap<String,
     })
 }
 
-/// Runs the command.
-pub fn run(ctx: &Context, args: &ExportArgs) -> Result<()> {
+/// A trial fitted on every row and written as a bundle.
+pub struct Exported {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+    /// The trial.
+    pub trial: FrozenTrial,
+    /// Its family.
+    pub family: Family,
+    /// The final model's parameters.
+    pub params: ModelParams,
+    /// Rows it was fitted on.
+    pub rows: usize,
+}
+
+/// What to export.
+pub struct ExportRequest<'a> {
+    /// The rows to fit on (and their validation policy).
+    pub input: &'a InputArgs,
+    /// The study.
+    pub study: &'a str,
+    /// Its storage URL.
+    pub storage: &'a str,
+    /// A trial number, else the best trial.
+    pub trial: Option<u64>,
+    /// Bundle folder [default: checkpoints/<study>-trial<N>].
+    pub output: Option<PathBuf>,
+    /// Device for a neural model.
+    pub device: &'a str,
+}
+
+/// Fits the chosen trial of a study on every row and writes it as a bundle.
+pub fn export_trial(ctx: &Context, req: &ExportRequest<'_>) -> Result<Exported> {
     let config = &ctx.config;
-    let url = args.storage.clone();
-    let storage: Arc<dyn Storage> = Arc::new(open(&url)?);
-    let study = Study::load(Arc::clone(&storage), &args.study)?;
+    let storage: Arc<dyn Storage> = Arc::new(open(req.storage)?);
+    let study = Study::load(Arc::clone(&storage), req.study)?;
     let trials = study.trials()?;
-    let trial = pick(&study, &trials, args.trial)?;
+    let trial = pick(&study, &trials, req.trial)?;
     let fixed = fixed_params(storage.as_ref(), &study)?;
     let (family, params) = trial_params(&trial.params, &fixed)?;
     let mean_rounds = trial.user_attrs.get("rounds_mean").and_then(Value::as_f64);
     let params = final_params(&params, mean_rounds);
     let device = if family.is_neural() {
-        select(DeviceRequest::parse(&args.device)?)?
+        select(DeviceRequest::parse(req.device)?)?
     } else {
         DeviceChoice::cpu("tree families run on the CPU")
     };
 
-    let loaded = ctx.load(&args.input, TargetPresence::Required)?;
+    let loaded = ctx.load(req.input, TargetPresence::Required)?;
     let mut table = loaded.table;
     if config.transforms.dedup {
         table = table.dedup().0;
     }
     let spec = PreprocessorSpec::from_config(config);
-    let output_dir = args.output.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("checkpoints/{}-trial{}", args.study, trial.number))
+    let output_dir = req.output.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("checkpoints/{}-trial{}", req.study, trial.number))
     });
     let mut metrics = BTreeMap::new();
     for key in ["accuracy_mean", "accuracy_std", "logloss_mean", "folds"] {
@@ -93,7 +123,7 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<()> {
         }
     }
     metrics.insert("study_trial".into(), trial.number as f64);
-    let input_path = ctx.input_path(&args.input);
+    let input_path = ctx.input_path(req.input);
     let bundle = write_bundle(
         &BundleInput {
             family,
@@ -106,6 +136,35 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<()> {
             progress: ctx.progress,
         },
         &output_dir,
+    )?;
+    Ok(Exported {
+        bundle,
+        trial,
+        family,
+        params,
+        rows: table.n_rows(),
+    })
+}
+
+/// Runs the command.
+pub fn run(ctx: &Context, args: &ExportArgs) -> Result<()> {
+    let url = args.storage.clone();
+    let Exported {
+        bundle,
+        trial,
+        family,
+        params,
+        rows,
+    } = export_trial(
+        ctx,
+        &ExportRequest {
+            input: &args.input,
+            study: &args.study,
+            storage: &url,
+            trial: args.trial,
+            output: args.output.clone(),
+            device: &args.device,
+        },
     )?;
     if ctx.json {
         output::json(&json!({
@@ -126,7 +185,7 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<()> {
             trial
                 .value
                 .map_or_else(|| "-".into(), |v| format!("{v:.5}")),
-            table.n_rows(),
+            rows,
             bundle.display()
         ));
     }

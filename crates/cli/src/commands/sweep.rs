@@ -31,7 +31,13 @@ use tabtune_tune::{
     sampler_from_name,
 };
 
+use tabtune_track::registry::{
+    Direction as RegistryDirection, ModelVersion, Promotion, register_and_maybe_promote,
+};
+use tabtune_track::{MultiTracker, RunHandle, RunSpec, RunStatus};
+
 use crate::cli::SweepArgs;
+use crate::commands::export::{ExportRequest, export_trial};
 use crate::context::Context;
 use crate::output;
 
@@ -83,6 +89,8 @@ struct Setup<'a> {
     devices: Vec<DeviceChoice>,
     trials_per_device: usize,
     oof: OofStore,
+    study: String,
+    tracker: MultiTracker,
 }
 
 /// How a trial reports intermediate values.
@@ -94,20 +102,23 @@ enum Steps {
     Rounds,
 }
 
-/// What the hooks of one trial learned.
-#[derive(Default)]
+/// What the hooks of one trial learned, and the trial's tracking run.
 struct Flags {
     pruned: bool,
     interrupted: bool,
     storage_error: Option<String>,
+    run: RunHandle,
+    metric: Metric,
 }
 
 impl Flags {
-    /// Reports `value` at `step` and decides whether the trial goes on.
+    /// Reports `value` at `step` (to the study and the trackers) and decides whether the
+    /// trial goes on.
     fn report(&mut self, h: &mut TrialHandle, step: u64, value: f64) -> Control {
         if self.pruned || self.interrupted || self.storage_error.is_some() {
             return Control::Stop;
         }
+        self.run.log_metrics(step, &[(self.metric.name(), value)]);
         match h.report(step, value) {
             Ok(true) => {
                 self.pruned = true;
@@ -127,6 +138,20 @@ impl Flags {
     }
 }
 
+/// A trial's parameters as tracking params (sampled values and the family).
+fn run_spec(setup: &Setup<'_>, h: &TrialHandle) -> RunSpec {
+    let mut spec = RunSpec::new(&setup.study, format!("trial-{}", h.number()))
+        .trial(&setup.study, h.number())
+        .tag("tabtune.command", "sweep");
+    for (k, v) in &setup.fixed {
+        spec = spec.param(k.clone(), v.clone());
+    }
+    for (k, v) in h.params() {
+        spec = spec.param(k.clone(), v.to_json());
+    }
+    spec
+}
+
 /// Runs one trial: cross-validation (or the holdout fold) of the trial's family and
 /// parameters. Intermediate values go to the study as the run goes (per fold in k-fold mode,
 /// per boosting round / epoch in holdout mode) so the pruner can stop it.
@@ -144,7 +169,17 @@ fn run_trial(
         Steps::Folds
     };
     let metric = setup.metric;
-    let state = Mutex::new((h, Flags::default()));
+    let run = setup.tracker.start_run(&run_spec(setup, h));
+    let state = Mutex::new((
+        h,
+        Flags {
+            pruned: false,
+            interrupted: false,
+            storage_error: None,
+            run,
+            metric,
+        },
+    ));
     let with = |f: &mut dyn FnMut(&mut TrialHandle, &mut Flags) -> Control| {
         let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
         let (h, flags) = &mut *guard;
@@ -216,17 +251,43 @@ fn run_trial(
         },
     );
     let (h, flags) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut run = flags.run;
     if let Some(e) = flags.storage_error {
+        run.end(RunStatus::Failed);
         return Err(TrialError::Failed(e));
     }
     if flags.interrupted || h.interrupted() {
+        run.end(RunStatus::Killed);
         return Err(TrialError::Failed("interrupted (Ctrl-C)".into()));
     }
     if flags.pruned {
+        run.set_tags(&[("tabtune.state", "PRUNED")]);
+        run.end(RunStatus::Killed);
         return Err(TrialError::Pruned);
     }
-    let report = report?;
-    record(setup, h, &report)?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            run.set_tags(&[("tabtune.error", &e.to_string())]);
+            run.end(RunStatus::Failed);
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = record(setup, h, &report) {
+        run.end(RunStatus::Failed);
+        return Err(e);
+    }
+    run.log_metrics(
+        0,
+        &[
+            ("cv_accuracy_mean", report.accuracy_mean),
+            ("cv_accuracy_std", report.accuracy_std),
+            ("cv_logloss_mean", report.logloss_mean),
+            ("seconds", report.seconds),
+        ],
+    );
+    run.set_tags(&[("tabtune.state", "COMPLETE")]);
+    run.end(RunStatus::Finished);
     Ok(match setup.metric {
         Metric::Accuracy => report.accuracy_mean,
         Metric::Logloss => report.logloss_mean,
@@ -288,7 +349,12 @@ fn devices(spec: &str) -> Result<Vec<DeviceChoice>> {
 
 /// Where a study's files go: `reports/studies/<study>/`.
 pub fn study_dir(study: &str) -> PathBuf {
-    let safe: String = study
+    Path::new("reports/studies").join(sanitize(study))
+}
+
+/// A study name as a file name.
+fn sanitize(study: &str) -> String {
+    study
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
@@ -297,8 +363,7 @@ pub fn study_dir(study: &str) -> PathBuf {
                 '_'
             }
         })
-        .collect();
-    Path::new("reports/studies").join(safe)
+        .collect()
 }
 
 /// Runs the command.
@@ -395,6 +460,8 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
         devices: devices(&args.device)?,
         trials_per_device: args.trials_per_device,
         oof: OofStore::new(dir.join("oof")),
+        study: study_name.clone(),
+        tracker: crate::tracking::tracker(args.no_track, args.tracking_uri.as_deref()),
     };
     for d in &setup.devices {
         tracing::info!("device {}: {}", d.name, d.reason);
@@ -449,6 +516,20 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
             .unwrap_or_default(),
     })?;
     write_bytes_atomic(&report_path, html.as_bytes())?;
+    for e in setup.tracker.flush(Duration::from_secs(30)) {
+        tracing::debug!("tracking flush: {e}");
+    }
+    let register = args.register.clone().or_else(|| {
+        crate::model_ref::tracking_uri(args.tracking_uri.as_deref()).map(|_| config.name.clone())
+    });
+    let registered = match (&register, &summary.best) {
+        (Some(name), Some(_)) => Some(register_best(ctx, args, &study_name, name, metric)?),
+        (Some(_), None) => {
+            tracing::warn!("nothing registered: the study has no complete trial");
+            None
+        }
+        _ => None,
+    };
     print_summary(
         ctx,
         &Printed {
@@ -460,6 +541,7 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
             metric,
             decision: decision.as_ref(),
             report: &report_path,
+            registered: registered.as_ref(),
         },
     );
     Ok(())
@@ -614,6 +696,53 @@ struct Printed<'a> {
     metric: Metric,
     decision: Option<&'a (DecisionReport, Vec<u64>)>,
     report: &'a Path,
+    registered: Option<&'a Registered>,
+}
+
+/// The best trial as registered after the sweep.
+struct Registered {
+    name: String,
+    bundle: PathBuf,
+    version: ModelVersion,
+    promotion: Promotion,
+}
+
+/// Fits the best trial on every row into checkpoints/<study>-best and registers it, moving
+/// `champion` only if it beats the current one.
+fn register_best(
+    ctx: &Context,
+    args: &SweepArgs,
+    study: &str,
+    name: &str,
+    metric: Metric,
+) -> Result<Registered> {
+    let exported = export_trial(
+        ctx,
+        &ExportRequest {
+            input: &args.input,
+            study,
+            storage: &args.storage,
+            trial: None,
+            output: Some(PathBuf::from(format!(
+                "checkpoints/{}-best",
+                sanitize(study)
+            ))),
+            device: &args.device,
+        },
+    )?;
+    let registry = crate::model_ref::open_registry(args.tracking_uri.as_deref())?;
+    let (key, direction) = match metric {
+        Metric::Accuracy => ("cv_accuracy_mean", RegistryDirection::Maximize),
+        Metric::Logloss => ("cv_logloss_mean", RegistryDirection::Minimize),
+    };
+    let (version, promotion) =
+        register_and_maybe_promote(registry.as_ref(), name, &exported.bundle, key, direction)?;
+    Ok(Registered {
+        name: name.to_owned(),
+        bundle: exported.bundle,
+        version,
+        promotion,
+    })
 }
 
 fn print_summary(ctx: &Context, p: &Printed<'_>) {
@@ -659,6 +788,14 @@ fn print_summary(ctx: &Context, p: &Printed<'_>) {
             "best_trial": best.map(|b| b.number),
             "best_params": best_params,
             "decision": decision,
+            "bundle": p.registered.map(|r| &r.bundle),
+            "registered": p.registered.map(|r| json!({
+                "name": r.name,
+                "version": r.version.version,
+                "champion": r.promotion.promoted,
+                "previous_champion": r.promotion.previous,
+                "reason": r.promotion.reason,
+            })),
             "report": p.report,
             "seconds": p.summary.seconds,
         }));
@@ -715,6 +852,15 @@ fn print_summary(ctx: &Context, p: &Printed<'_>) {
             d.ensemble.members.len(),
             d.ensemble_accuracy,
             d.ensemble_weighted_accuracy
+        ));
+    }
+    if let Some(r) = p.registered {
+        s.push_str(&format!(
+            "\nregistered {} version {} (bundle {}): {}\n",
+            r.name,
+            r.version.version,
+            r.bundle.display(),
+            r.promotion.reason
         ));
     }
     s.push_str(&format!("\nreport: {}\n", p.report.display()));
