@@ -6,6 +6,7 @@ mod features;
 mod predict;
 mod registry;
 mod serve;
+mod sweep;
 mod train;
 
 use std::path::{Path, PathBuf};

@@ -104,7 +104,7 @@ fn fit_model(
     m: &FeatureMatrix,
     early: Option<Labelled<'_>>,
     n_classes: usize,
-    on_round: &mut (dyn FnMut(usize, Option<RoundEval>) -> Control + Send),
+    on_round: Option<&mut (dyn FnMut(usize, Option<RoundEval>) -> Control + Send)>,
 ) -> tabtune_models::Result<AnyModel> {
     let y = m
         .target
@@ -118,14 +118,17 @@ fn fit_model(
         ModelParams::Gbdt(p) => {
             let mut p = p.clone();
             p.categorical.clone_from(&m.categorical);
-            let early = early.filter(|_| p.early_stopping_rounds > 0);
+            // The validation rows are scored every round for early stopping, or when the
+            // caller follows the rounds.
+            let early = early.filter(|_| p.early_stopping_rounds > 0 || on_round.is_some());
+            let mut ignore = |_, _| Control::Continue;
             GbdtModel::fit(
                 &p.check(n_classes)?,
                 &m.names,
                 n_classes,
                 train,
                 early,
-                on_round,
+                on_round.unwrap_or(&mut ignore),
             )
             .map(AnyModel::Gbdt)
         }
@@ -160,7 +163,7 @@ pub fn fit_all_on(
     let n_classes = spec.schema().classes().len();
     let pre = spec.fit(table)?;
     let m = pre.transform(table)?;
-    let model = fit_model(params, &m, None, n_classes, &mut |_, _| Control::Continue)?;
+    let model = fit_model(params, &m, None, n_classes, None)?;
     Ok((pre, model))
 }
 
@@ -213,6 +216,7 @@ pub fn cross_validate_on(
             },
             on_epoch,
             on_round: &mut |_, _, _| Control::Continue,
+            follow_rounds: false,
         },
     )
 }
@@ -228,6 +232,9 @@ pub struct CvHooks<'a> {
     /// After each boosting round of a GBDT: `(fold_index, round, validation metrics)`;
     /// [`Control::Stop`] ends that fold's fit after this round (the fold is still scored).
     pub on_round: &'a mut (dyn FnMut(usize, usize, RoundEval) -> Control + Send),
+    /// Whether `on_round` is wanted: scoring the validation rows every round costs time, so
+    /// without early stopping it happens only when this is set.
+    pub follow_rounds: bool,
 }
 
 /// [`cross_validate_on`] with every hook (see [`CvHooks`]).
@@ -243,6 +250,7 @@ pub fn cross_validate_with(
         on_fold,
         on_epoch,
         on_round,
+        follow_rounds,
     } = hooks;
     if let ModelParams::Neural(p) = params {
         let mut stopped = false;
@@ -296,9 +304,16 @@ pub fn cross_validate_with(
             x: mv.values.view(),
             y: yv,
         };
-        let fitted = fit_model(params, &mt, Some(early), n_classes, &mut |round, eval| {
+        let mut follow = |round, eval: Option<RoundEval>| {
             eval.map_or(Control::Continue, |e| on_round(index, round, e))
-        });
+        };
+        let fitted = fit_model(
+            params,
+            &mt,
+            Some(early),
+            n_classes,
+            follow_rounds.then_some(&mut follow as _),
+        );
         let model = fitted.map_err(|e| {
             TrainError::Invalid(format!("repeat {}, fold {}: {e}", fold.repeat, fold.fold))
         })?;

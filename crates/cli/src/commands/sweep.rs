@@ -248,6 +248,7 @@ fn run_trial(
                     Control::Continue
                 }
             },
+            follow_rounds: steps == Steps::Rounds,
         },
     );
     let (h, flags) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
@@ -449,6 +450,10 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
             (k, folds)
         }
     };
+    // Bad split settings are the user's input: say so before any trial runs.
+    if let Some(labels) = table.target.as_deref() {
+        kfold.split(labels, spec.schema().classes().len())?;
+    }
     let dir = study_dir(&study_name);
     let setup = Setup {
         table: &table,

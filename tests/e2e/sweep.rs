@@ -1,0 +1,300 @@
+//! `tabtune sweep` and `tabtune export` on the real data: the `--json` contract, resuming a
+//! study, the decision layer, registration with champion promotion, Optuna reading the study
+//! (the real `optuna` package), pruning per boosting round, and bad input.
+
+use std::path::Path;
+
+use tabtune_test::real_data;
+
+use crate::{dir_of, json_of, tabtune};
+
+/// A small, fast space: decision trees of varying depth and criterion.
+const TREES: &str = r#"
+direction = "maximize"
+metric = "accuracy"
+
+[fixed]
+family = "decision-tree"
+
+[params.max_depth]
+type = "int"
+low = 2
+high = 12
+
+[params.criterion]
+type = "categorical"
+choices = ["gini", "entropy"]
+"#;
+
+/// Leaf-wise boosting with few rounds, for pruning per round.
+const BOOSTING: &str = r#"
+[fixed]
+family = "gbdt-leafwise"
+rounds = 40
+
+[params.learning_rate]
+type = "float"
+low = 0.01
+high = 0.3
+log = true
+
+[params.num_leaves]
+type = "int"
+low = 4
+high = 64
+log = true
+"#;
+
+fn sweep(cwd: &Path, data: &Path, space: &str, study: &str, n: u64) -> assert_cmd::Command {
+    let mut cmd = tabtune(cwd);
+    cmd.env_remove("TABTUNE_REGISTRY_DIR")
+        .args(["sweep", "--json", "--sweep", space, "--study", study])
+        .args(["--storage", "sqlite:///studies.db", "--n-trials"])
+        .arg(n.to_string())
+        .arg("--data-dir")
+        .arg(dir_of(data));
+    cmd
+}
+
+#[test]
+fn sweep_resumes_registers_exports_and_opens_in_optuna() {
+    let (Some(train), Some(test)) = (real_data("s4e2_train.csv"), real_data("s4e2_test.csv"))
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("trees.toml"), TREES).expect("write");
+    let first = json_of(
+        sweep(tmp.path(), &train, "trees.toml", "dt", 4).args([
+            "--folds",
+            "3",
+            "--workers",
+            "2",
+            "--sampler",
+            "tpe",
+            "--pruner",
+            "median",
+            "--register",
+            "obesity-e2e",
+        ]),
+        0,
+    );
+    for key in [
+        "study",
+        "storage",
+        "n_trials",
+        "n_complete",
+        "n_pruned",
+        "best_value",
+        "best_params",
+        "seconds",
+    ] {
+        assert!(first.get(key).is_some(), "missing {key}: {first}");
+    }
+    let finished = |v: &serde_json::Value| {
+        v["n_complete"].as_u64().expect("n_complete") + v["n_pruned"].as_u64().expect("n_pruned")
+    };
+    assert_eq!(finished(&first), 4, "{first}");
+    let best = first["best_value"].as_f64().expect("best value");
+    assert!((0.5..1.0).contains(&best), "{best}");
+    assert!(first["best_params"]["max_depth"].is_i64(), "{first}");
+    // Registered as version 1 and champion (nothing to beat yet).
+    assert_eq!(first["registered"]["version"], 1, "{first}");
+    assert_eq!(first["registered"]["champion"], true, "{first}");
+    let bundle = tmp.path().join(first["bundle"].as_str().expect("bundle"));
+    assert!(bundle.join("bundle.json").is_file());
+    // The decision layer ran on OOF predictions of the complete trials (k-fold mode).
+    // (4 trials stay under the median pruner's 5 startup trials: all complete.)
+    assert_eq!(first["n_complete"], 4, "{first}");
+    let decision = &first["decision"];
+    for key in [
+        "raw_accuracy",
+        "ensemble_accuracy",
+        "ensemble_weighted_accuracy",
+    ] {
+        assert!(decision[key].is_f64(), "missing decision.{key}: {first}");
+    }
+    let report = tmp.path().join(first["report"].as_str().expect("report"));
+    let html = std::fs::read_to_string(&report).expect("report written");
+    assert!(html.contains("Leaderboard") && html.contains("<svg"));
+    // Every trial was tracked locally and in TensorBoard.
+    let runs = std::fs::read_dir(tmp.path().join("reports/runs/dt"))
+        .expect("local runs")
+        .count();
+    assert!(runs >= 4, "{runs} runs");
+    assert!(tmp.path().join("reports/tensorboard/dt/trial-0").is_dir());
+
+    // The same command with a larger budget resumes: two more trials, not six.
+    let second = json_of(
+        sweep(tmp.path(), &train, "trees.toml", "dt", 6).args([
+            "--folds",
+            "3",
+            "--sampler",
+            "tpe",
+            "--top-k",
+            "0",
+        ]),
+        0,
+    );
+    assert_eq!(finished(&second), 6, "{second}");
+    assert_eq!(second["n_run"], 2, "{second}");
+
+    // Optuna itself reads the study: same trial count, same best value.
+    let python = tabtune_test::python_env("optuna");
+    let script = "import json, optuna, sys\n\
+        s = optuna.load_study(study_name='dt', storage='sqlite:///studies.db')\n\
+        done = [t for t in s.trials if t.state.is_finished()]\n\
+        print(json.dumps({'n': len(done), 'best': s.best_value, \
+        'params': s.best_trial.params, 'direction': s.direction.name}))";
+    let out = std::process::Command::new(python)
+        .current_dir(tmp.path())
+        .args(["-c", script])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let optuna: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(optuna["n"], 6);
+    assert_eq!(optuna["direction"], "MAXIMIZE");
+    assert!(
+        (optuna["best"].as_f64().expect("best") - second["best_value"].as_f64().expect("best"))
+            .abs()
+            < 1e-12
+    );
+    assert_eq!(optuna["params"], second["best_params"]);
+
+    // Export the best trial and predict with it; the champion answers through the registry.
+    let exported = json_of(
+        tabtune(tmp.path())
+            .args([
+                "export",
+                "--json",
+                "--study",
+                "dt",
+                "--storage",
+                "sqlite:///studies.db",
+            ])
+            .args(["--output", "checkpoints/dt-export", "--data-dir"])
+            .arg(dir_of(&train)),
+        0,
+    );
+    assert_eq!(exported["bundle"], "checkpoints/dt-export");
+    assert_eq!(exported["value"], second["best_value"]);
+    let predicted = json_of(
+        tabtune(tmp.path())
+            .env_remove("TABTUNE_REGISTRY_DIR")
+            .args([
+                "predict",
+                "--json",
+                "--model",
+                "models:/obesity-e2e@champion",
+            ])
+            .arg("--input")
+            .arg(&test)
+            .args(["--output", "submission.csv", "--submission"]),
+        0,
+    );
+    assert_eq!(predicted["rows"], 13840);
+}
+
+#[test]
+fn a_holdout_sweep_reports_every_boosting_round_and_prunes() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("gbdt.toml"), BOOSTING).expect("write");
+    let v = json_of(
+        sweep(tmp.path(), &train, "gbdt.toml", "rounds", 8).args([
+            "--holdout",
+            "0.2",
+            "--sampler",
+            "random",
+            "--pruner",
+            "median:n_startup_trials=2,n_warmup_steps=5",
+        ]),
+        0,
+    );
+    assert_eq!(
+        v["n_complete"].as_u64().expect("complete") + v["n_pruned"].as_u64().expect("pruned"),
+        8
+    );
+    assert!(v["decision"].is_null(), "no decision layer on a holdout");
+    let python = tabtune_test::python_env("optuna");
+    let script = "import json, optuna\n\
+        s = optuna.load_study(study_name='rounds', storage='sqlite:///studies.db')\n\
+        print(json.dumps([[t.state.name, len(t.intermediate_values)] for t in s.trials]))";
+    let out = std::process::Command::new(python)
+        .current_dir(tmp.path())
+        .args(["-c", script])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trials: Vec<(String, usize)> = serde_json::from_slice(&out.stdout).expect("JSON");
+    // Complete trials reported each of their (up to 40) rounds; pruned ones stopped early.
+    for (state, steps) in &trials {
+        assert!(*steps >= 1, "{trials:?}");
+        if state == "PRUNED" {
+            assert!(*steps < 40, "{trials:?}");
+        }
+    }
+    assert!(
+        trials.iter().any(|(s, n)| s == "COMPLETE" && *n > 5),
+        "{trials:?}"
+    );
+}
+
+#[test]
+fn bad_sweeps_and_exports_exit_2_naming_the_problem() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("trees.toml"), TREES).expect("write");
+    std::fs::write(
+        tmp.path().join("typo.toml"),
+        TREES.replace("[params.max_depth]", "[params.max_depth]\nlow_ = 1"),
+    )
+    .expect("write");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--sweep", "missing.toml"], "missing.toml"),
+        (&["--sweep", "typo.toml"], "low_"),
+        (&["--sweep", "trees.toml", "--sampler", "cmaes"], "cmaes"),
+        (
+            &["--sweep", "trees.toml", "--pruner", "median:bogus=1"],
+            "bogus",
+        ),
+        (&["--sweep", "trees.toml", "--workers", "0"], "--workers"),
+        (&["--sweep", "trees.toml", "--holdout", "0.9"], "--holdout"),
+        (
+            &["--sweep", "trees.toml", "--storage", "mysql://x"],
+            "mysql",
+        ),
+        (&["--sweep", "trees.toml", "--folds", "1"], "fold"),
+    ];
+    for (args, needle) in cases {
+        let v = json_of(
+            tabtune(tmp.path())
+                .args(["sweep", "--json", "--n-trials", "1"])
+                .args(*args)
+                .arg("--data-dir")
+                .arg(dir_of(&train)),
+            2,
+        );
+        let e = v["error"].as_str().expect("error");
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
+    // No study: export says which study and storage.
+    let v = json_of(
+        tabtune(tmp.path()).args(["export", "--json", "--study", "nope"]),
+        2,
+    );
+    assert!(v["error"].as_str().expect("error").contains("nope"), "{v}");
+}
