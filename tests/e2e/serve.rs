@@ -76,6 +76,61 @@ fn serve_prints_its_url_answers_and_stops_on_sigterm() {
     let text = r.body_mut().read_to_string().expect("body");
     assert_eq!(r.status().as_u16(), 200, "{text}");
     assert!(text.contains("\"class\""), "{text}");
+
+    // Every row through the server equals `tabtune predict` on the same file and bundle:
+    // same class, probabilities within the CSV's 6 decimals.
+    let body: Vec<serde_json::Value> = record
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let mut obj = serde_json::Map::new();
+            for (h, f) in header.iter().zip(line.split(',')).take(17) {
+                let v = if *h == "id" {
+                    serde_json::json!(f)
+                } else {
+                    f.parse::<f64>()
+                        .map_or_else(|_| serde_json::json!(f), |x| serde_json::json!(x))
+                };
+                obj.insert((*h).to_owned(), v);
+            }
+            serde_json::Value::Object(obj)
+        })
+        .collect();
+    let mut r = agent
+        .post(&format!("{url}/predict"))
+        .header("content-type", "application/json")
+        .send(serde_json::Value::Array(body).to_string())
+        .expect("predict many");
+    let text = r.body_mut().read_to_string().expect("body");
+    assert_eq!(r.status().as_u16(), 200, "{text}");
+    let served: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let served = served["predictions"].as_array().expect("predictions");
+    json_of(
+        tabtune(tmp.path())
+            .args([
+                "predict", "--json", "--model", "b", "--output", "p.csv", "--input",
+            ])
+            .arg(&path),
+        0,
+    );
+    let batch = std::fs::read_to_string(tmp.path().join("p.csv")).expect("p.csv");
+    let mut lines = batch.lines();
+    let columns: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), served.len());
+    for (row, item) in rows.iter().zip(served) {
+        let predicted = columns
+            .iter()
+            .position(|c| *c == "predicted")
+            .expect("predicted");
+        assert_eq!(item["class"], row[predicted], "{item}");
+        for (c, name) in columns.iter().enumerate().skip(predicted + 1) {
+            let p: f64 = row[c].parse().expect("probability");
+            let q = item["probabilities"][*name].as_f64().expect("probability");
+            assert!((p - q).abs() < 1e-6, "{name}: batch {p} vs served {q}");
+        }
+    }
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
