@@ -298,3 +298,106 @@ fn bad_sweeps_and_exports_exit_2_naming_the_problem() {
     );
     assert!(v["error"].as_str().expect("error").contains("nope"), "{v}");
 }
+
+/// The MLflow server of `.ci/run` (`MLFLOW_TRACKING_URI`); under `CI=true` a missing one fails.
+fn mlflow_uri() -> Option<String> {
+    match std::env::var("MLFLOW_TRACKING_URI") {
+        Ok(u) if !u.trim().is_empty() => Some(u.trim_end_matches('/').to_owned()),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "CI=true but MLFLOW_TRACKING_URI is not set: start scripts/mlflow-server.sh (.ci/run does)"
+            );
+            eprintln!("SKIPPED: MLFLOW_TRACKING_URI is not set; sweep-to-MLflow test not run");
+            None
+        }
+    }
+}
+
+#[test]
+fn sweep_logs_every_trial_to_mlflow_and_registers_the_champion() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let Some(uri) = mlflow_uri() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("trees.toml"), TREES).expect("write");
+    // Unique names: the server outlives the test.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let study = format!("e2e-sweep-{stamp}");
+    let model = format!("e2e-model-{stamp}");
+    let v = json_of(
+        sweep(tmp.path(), &train, "trees.toml", &study, 3).args([
+            "--folds",
+            "2",
+            "--tracking-uri",
+            &uri,
+            "--register",
+            &model,
+        ]),
+        0,
+    );
+    assert_eq!(v["registered"]["champion"], true, "{v}");
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |path: &str| -> serde_json::Value {
+        let mut r = agent
+            .get(&format!("{uri}/api/2.0/mlflow/{path}"))
+            .call()
+            .expect("MLflow answers");
+        let text = r.body_mut().read_to_string().expect("body");
+        assert_eq!(r.status().as_u16(), 200, "{path}: {text}");
+        serde_json::from_str(&text).expect("JSON")
+    };
+    let experiment = get(&format!("experiments/get-by-name?experiment_name={study}"));
+    let id = experiment["experiment"]["experiment_id"]
+        .as_str()
+        .expect("experiment id")
+        .to_owned();
+    let mut r = agent
+        .post(&format!("{uri}/api/2.0/mlflow/runs/search"))
+        .header("content-type", "application/json")
+        .send(serde_json::json!({"experiment_ids": [id], "max_results": 100}).to_string())
+        .expect("search");
+    let runs: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("JSON");
+    let runs = runs["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3, "one MLflow run per trial");
+    let mut trials: Vec<String> = Vec::new();
+    for run in runs {
+        let data = &run["data"];
+        let find = |list: &str, key: &str| {
+            data[list]
+                .as_array()
+                .and_then(|l| l.iter().find(|e| e["key"] == key))
+                .map(|e| e["value"].clone())
+        };
+        assert_eq!(
+            find("tags", "tabtune.study"),
+            Some(serde_json::json!(study))
+        );
+        trials.push(
+            find("tags", "tabtune.trial")
+                .and_then(|t| t.as_str().map(str::to_owned))
+                .expect("trial tag"),
+        );
+        assert!(find("params", "max_depth").is_some(), "{run}");
+        assert!(find("metrics", "cv_accuracy_mean").is_some(), "{run}");
+        assert_eq!(run["info"]["status"], "FINISHED", "{run}");
+    }
+    trials.sort();
+    assert_eq!(trials, ["0", "1", "2"]);
+    let alias = get(&format!(
+        "registered-models/alias?name={model}&alias=champion"
+    ));
+    assert_eq!(alias["model_version"]["version"], "1", "{alias}");
+}
