@@ -401,3 +401,140 @@ fn sweep_logs_every_trial_to_mlflow_and_registers_the_champion() {
     ));
     assert_eq!(alias["model_version"]["version"], "1", "{alias}");
 }
+
+#[test]
+fn select_finds_a_small_feature_set_that_feeds_a_sweep_and_the_bundle() {
+    let (Some(train), Some(test)) = (real_data("s4e2_train.csv"), real_data("s4e2_test.csv"))
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Forward selection with a fast model, keeping 2..4 of the features.
+    let select = |extra: &[&str]| {
+        let mut cmd = tabtune(tmp.path());
+        cmd.args([
+            "select",
+            "--json",
+            "--model",
+            "decision-tree",
+            "--param",
+            "max_depth=6",
+        ])
+        .args(["--folds", "2", "--min-share", "0.04", "--max-share", "0.08"])
+        .args(["--storage", "sqlite:///studies.db", "--study", "sel"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir_of(&train));
+        cmd
+    };
+    let v = json_of(&mut select(&["--output", "features.json"]), 0);
+    let n_total = v["n_total"].as_u64().expect("n_total");
+    let n = v["n_features"].as_u64().expect("n_features");
+    let lo = (0.04 * n_total as f64).ceil() as u64;
+    let hi = (0.08 * n_total as f64).floor() as u64;
+    assert!((lo..=hi).contains(&n), "{n} of {n_total}: {v}");
+    let chosen: Vec<String> = serde_json::from_value(v["features"].clone()).expect("list");
+    assert_eq!(chosen.len() as u64, n);
+    // BMI decides most of this task: a good small set has it.
+    assert!(chosen.iter().any(|f| f == "BMI"), "{chosen:?}");
+    assert!(v["accuracy"].as_f64().expect("accuracy") > 0.7, "{v}");
+    assert!(
+        v["evaluations"].as_u64().expect("evaluations") > n_total,
+        "{v}"
+    );
+    // A rerun resumes from the stored trials: nothing is evaluated again.
+    let again = json_of(&mut select(&["--output", "features.json"]), 0);
+    assert_eq!(again["evaluations"], 0, "{again}");
+    assert_eq!(again["features"], v["features"]);
+
+    // The list feeds a sweep; the exported bundle sees only those features and predicts.
+    std::fs::write(tmp.path().join("trees.toml"), TREES).expect("write");
+    let s = json_of(
+        sweep(tmp.path(), &train, "trees.toml", "on-subset", 2).args([
+            "--folds",
+            "2",
+            "--features",
+            "features.json",
+            "--top-k",
+            "0",
+        ]),
+        0,
+    );
+    assert_eq!(s["n_complete"], 2, "{s}");
+    json_of(
+        tabtune(tmp.path())
+            .args(["export", "--json", "--study", "on-subset", "--storage"])
+            .args([
+                "sqlite:///studies.db",
+                "--output",
+                "subset-bundle",
+                "--data-dir",
+            ])
+            .arg(dir_of(&train)),
+        0,
+    );
+    let pre: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("subset-bundle/preprocessor.json")).expect("read"),
+    )
+    .expect("JSON");
+    let kept: Vec<String> = serde_json::from_value(pre["keep"].clone()).expect("keep");
+    let mut sorted = chosen.clone();
+    sorted.sort();
+    let mut kept_sorted = kept.clone();
+    kept_sorted.sort();
+    assert_eq!(kept_sorted, sorted);
+    let p = json_of(
+        tabtune(tmp.path())
+            .args(["predict", "--json", "--model", "subset-bundle", "--input"])
+            .arg(&test)
+            .args(["--output", "p.csv"]),
+        0,
+    );
+    assert_eq!(p["rows"], 13840);
+
+    // Another list for the same study is refused; bad lists name the problem.
+    std::fs::write(tmp.path().join("other.json"), r#"["BMI"]"#).expect("write");
+    let e = json_of(
+        sweep(tmp.path(), &train, "trees.toml", "on-subset", 2).args([
+            "--folds",
+            "2",
+            "--features",
+            "other.json",
+        ]),
+        2,
+    );
+    assert!(
+        e["error"]
+            .as_str()
+            .expect("error")
+            .contains("another --features"),
+        "{e}"
+    );
+    std::fs::write(tmp.path().join("typo.json"), r#"["BMII"]"#).expect("write");
+    let e = json_of(
+        sweep(tmp.path(), &train, "trees.toml", "typo", 1).args(["--features", "typo.json"]),
+        2,
+    );
+    assert!(
+        e["error"].as_str().expect("error").contains("`BMII`"),
+        "{e}"
+    );
+    let e = json_of(
+        tabtune(tmp.path())
+            .args([
+                "select",
+                "--json",
+                "--min-share",
+                "0.5",
+                "--max-share",
+                "0.2",
+            ])
+            .arg("--data-dir")
+            .arg(dir_of(&train)),
+        2,
+    );
+    assert!(
+        e["error"].as_str().expect("error").contains("--min-share"),
+        "{e}"
+    );
+}

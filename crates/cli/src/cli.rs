@@ -78,6 +78,8 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Fit a study's best (or a chosen) trial on every row and write it as a bundle.
     Export(ExportArgs),
+    /// Sequential forward / backward feature selection, run as a study.
+    Select(SelectArgs),
 }
 
 /// `tabtune data ...`.
@@ -427,6 +429,10 @@ pub struct SweepArgs {
     /// Seed of the sampler, the splits and the models [default: the config's `cv.seed`].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Only these features reach the models: a file written by `tabtune select` (or a JSON
+    /// list of feature names). Stored with the study, so `export` uses it too.
+    #[arg(long, value_name = "FILE")]
+    pub features: Option<PathBuf>,
     /// Trials blended by the decision layer (0: skip it).
     #[arg(long, value_name = "K", default_value_t = 10)]
     pub top_k: usize,
@@ -469,4 +475,51 @@ pub struct ExportArgs {
     /// Device for fitting a neural model: auto, cpu, wgpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
+}
+
+/// Direction of `tabtune select`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SelectStrategy {
+    /// From no feature, add the best one at a time.
+    Forward,
+    /// From every feature, drop the least useful one at a time.
+    Backward,
+}
+
+/// `tabtune select`.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Input selection and validation policy.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Model family scoring each feature set (a tree family).
+    #[arg(long, value_name = "FAMILY", default_value = "gbdt-leafwise")]
+    pub model: String,
+    /// A hyperparameter of that model, `NAME=VALUE` (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Forward (add features) or backward (drop features).
+    #[arg(long, value_enum, default_value_t = SelectStrategy::Forward)]
+    pub strategy: SelectStrategy,
+    /// Folds of each feature set's cross-validation.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub folds: usize,
+    /// Keep at least this share of the features.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.1)]
+    pub min_share: f64,
+    /// Keep at most this share of the features.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.4)]
+    pub max_share: f64,
+    /// Study name [default: <task>-select-<strategy>-<model>]; rerunning resumes it.
+    #[arg(long, value_name = "NAME")]
+    pub study: Option<String>,
+    /// Study storage (as for `sweep`).
+    #[arg(long, value_name = "URL", default_value = crate::commands::sweep::DEFAULT_STORAGE)]
+    pub storage: String,
+    /// Seed of the splits and the model [default: the config's `cv.seed`].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where the chosen feature list goes [default: reports/studies/<study>/features.json].
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

@@ -53,6 +53,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Registry(command) => commands::registry::run(&ctx, command),
         Command::Sweep(args) => commands::sweep::run(&ctx, args),
         Command::Export(args) => commands::export::run(&ctx, args),
+        Command::Select(args) => commands::select::run(&ctx, args),
     }
 }
 

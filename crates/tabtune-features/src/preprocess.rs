@@ -50,6 +50,7 @@ pub struct PreprocessorSpec {
     features: Vec<Feature>,
     inputs: Inputs,
     transforms: TransformSettings,
+    keep: Option<Vec<String>>,
 }
 
 /// How one numeric schema column is transformed.
@@ -130,10 +131,14 @@ pub struct Preprocessor {
     pub categorical: Vec<CategoricalStep>,
     /// The target's classes.
     pub labels: LabelEncoder,
-    /// Output column names, in order.
+    /// Output column names of the steps, in order.
     pub output: Vec<String>,
     /// Provenance.
     pub fitted_on: FittedOn,
+    /// A feature subset (`tabtune select`): only these output columns, in `output` order, reach
+    /// the model. Absent: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<Vec<String>>,
 }
 
 impl PreprocessorSpec {
@@ -144,7 +149,21 @@ impl PreprocessorSpec {
             features: config.features.clone(),
             inputs: config.inputs.clone(),
             transforms: config.transforms.clone(),
+            keep: None,
         }
+    }
+
+    /// The same pipeline keeping only the output features `names` (checked when fitted:
+    /// every name must be an output of the pipeline).
+    #[must_use]
+    pub fn with_features(mut self, names: Vec<String>) -> Self {
+        self.keep = Some(names);
+        self
+    }
+
+    /// The feature subset, if any.
+    pub fn kept_features(&self) -> Option<&[String]> {
+        self.keep.as_deref()
     }
 
     /// The schema the pipeline reads.
@@ -245,8 +264,12 @@ impl PreprocessorSpec {
                 file: train.source.display().to_string(),
                 rows: train.n_rows(),
             },
+            keep: None,
         };
         p.output = p.output_names();
+        if let Some(keep) = &self.keep {
+            p.keep = Some(check_subset(&p.output, keep)?);
+        }
         Ok(p)
     }
 }
@@ -284,6 +307,34 @@ impl NumericStep {
             self.column.clone()
         }
     }
+}
+
+/// A feature subset checked against the pipeline's outputs, in output order.
+fn check_subset(output: &[String], keep: &[String]) -> Result<Vec<String>> {
+    if keep.is_empty() {
+        return Err(FeaturesError::Shape(
+            "feature subset: it is empty; keep at least one feature".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for name in keep {
+        if !output.contains(name) {
+            return Err(FeaturesError::Shape(format!(
+                "feature subset: `{name}` is not a feature of this pipeline; its features are: {}",
+                output.join(", ")
+            )));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(FeaturesError::Shape(format!(
+                "feature subset: `{name}` is listed twice"
+            )));
+        }
+    }
+    Ok(output
+        .iter()
+        .filter(|n| seen.contains(n.as_str()))
+        .cloned()
+        .collect())
 }
 
 /// Checks that a table's columns are the schema's feature columns with the same kinds/levels.
@@ -361,9 +412,14 @@ impl Preprocessor {
             .sum()
     }
 
-    /// Number of output columns.
+    /// Number of features the model sees (the subset's size when there is one).
     pub fn n_features(&self) -> usize {
-        self.output.len()
+        self.keep.as_ref().map_or(self.output.len(), Vec::len)
+    }
+
+    /// The features the model sees, in order (the subset when there is one).
+    pub fn feature_names(&self) -> &[String] {
+        self.keep.as_deref().unwrap_or(&self.output)
     }
 
     /// Applies the fitted pipeline to any table with the same schema.
@@ -437,14 +493,31 @@ impl Preprocessor {
             }
         }
         debug_assert_eq!(next_column, self.output.len());
+        let mut categorical = self.categorical_columns();
+        let mut names = self.output.clone();
+        if let Some(keep) = &self.keep {
+            let idx: Vec<usize> = (0..names.len())
+                .filter(|&i| keep.contains(&names[i]))
+                .collect();
+            let mut kept = Array2::<f32>::zeros((n, idx.len()).f());
+            for (j, &i) in idx.iter().enumerate() {
+                kept.column_mut(j).assign(&values.column(i));
+            }
+            values = kept;
+            categorical = categorical
+                .iter()
+                .filter_map(|c| idx.iter().position(|i| i == c))
+                .collect();
+            names = idx.iter().map(|&i| names[i].clone()).collect();
+        }
         Ok(FeatureMatrix {
-            names: self.output.clone(),
+            names,
             values,
             target: table.target.clone(),
             ids: table.ids.clone(),
             rows: table.rows.clone(),
             classes: self.labels.classes.clone(),
-            categorical: self.categorical_columns(),
+            categorical,
         })
     }
 
@@ -479,6 +552,14 @@ impl Preprocessor {
             return Err(err(
                 "its `output` names do not match its steps (edited by hand?)".into(),
             ));
+        }
+        if let Some(keep) = &p.keep {
+            let checked = check_subset(&p.output, keep).map_err(|e| err(e.to_string()))?;
+            if &checked != keep {
+                return Err(err(
+                    "its `keep` features are not in output order (edited by hand?)".into(),
+                ));
+            }
         }
         Ok(p)
     }

@@ -242,7 +242,7 @@ impl Bundle {
         }
         let preprocessor = Preprocessor::load(&dir.join(PREPROCESSOR_FILE))
             .map_err(|e| load_err(dir, e.to_string()))?;
-        if model.feature_names() != preprocessor.output.as_slice() {
+        if model.feature_names() != preprocessor.feature_names() {
             return Err(load_err(
                 dir,
                 "the model's features do not match the preprocessor's output",

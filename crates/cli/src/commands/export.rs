@@ -18,6 +18,7 @@ use tabtune_tune::{FrozenTrial, TrialState};
 
 use crate::bundle_out::{BundleInput, final_params, write_bundle};
 use crate::cli::{ExportArgs, InputArgs};
+use crate::commands::select::ATTR_FEATURES;
 use crate::context::Context;
 use crate::output;
 
@@ -112,7 +113,16 @@ pub fn export_trial(ctx: &Context, req: &ExportRequest<'_>) -> Result<Exported> 
     if config.transforms.dedup {
         table = table.dedup().0;
     }
-    let spec = PreprocessorSpec::from_config(config);
+    let mut spec = PreprocessorSpec::from_config(config);
+    let attrs = storage.study_attrs(study.id(), AttrKind::User)?;
+    if let Some(Value::Array(names)) = attrs.get(ATTR_FEATURES) {
+        spec = spec.with_features(
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect(),
+        );
+    }
     let output_dir = req.output.clone().unwrap_or_else(|| {
         PathBuf::from(format!("checkpoints/{}-trial{}", req.study, trial.number))
     });

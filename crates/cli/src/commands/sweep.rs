@@ -24,7 +24,7 @@ use tabtune_train::{CvHooks, CvReport, cross_validate_with};
 use tabtune_tune::executor::{
     OptimizeOptions, StopReason, Summary, TrialError, TrialEvent, WorkerContext, optimize,
 };
-use tabtune_tune::storage::{Storage, open, redact};
+use tabtune_tune::storage::{AttrKind, Storage, open, redact};
 use tabtune_tune::study::{Engine, Study, TrialHandle};
 use tabtune_tune::{
     Direction, FrozenTrial, ParamValue, SearchSpace, TrialState, pruner_from_name,
@@ -38,6 +38,7 @@ use tabtune_track::{MultiTracker, RunHandle, RunSpec, RunStatus};
 
 use crate::cli::SweepArgs;
 use crate::commands::export::{ExportRequest, export_trial};
+use crate::commands::select::ATTR_FEATURES;
 use crate::context::Context;
 use crate::output;
 
@@ -415,6 +416,13 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
         );
         table = deduped;
     }
+    let mut spec = PreprocessorSpec::from_config(config);
+    if let Some(path) = &args.features {
+        let names = crate::commands::select::read_features(path)?;
+        // Checked against the pipeline's outputs now, not in every trial.
+        spec = spec.with_features(names);
+        spec.fit(&table)?;
+    }
     let sampler = sampler_from_name(&args.sampler, seed, &space)?;
     let pruner = pruner_from_name(&args.pruner)?;
     let storage = open_storage(&url)?;
@@ -422,13 +430,30 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
     let mut fixed = space.fixed().clone();
     fixed.entry("seed".into()).or_insert_with(|| json!(seed));
     let study = Study::open(
-        storage,
+        Arc::clone(&storage),
         &study_name,
         direction,
         Engine::new(space.clone(), sampler, pruner),
     )?;
+    // The feature subset belongs to the study: export refits with the same one.
+    let subset = spec.kept_features().map(<[String]>::to_vec);
+    let stored = storage
+        .study_attrs(study.id(), AttrKind::User)?
+        .get(ATTR_FEATURES)
+        .cloned();
+    match (&stored, &subset) {
+        (Some(s), Some(f)) if *s != json!(f) => invalid!(
+            "study `{study_name}` was run with another --features list; use a new study name"
+        ),
+        (Some(_), None) => invalid!(
+            "study `{study_name}` was run with --features; pass the same list (or use a new study name)"
+        ),
+        (None, Some(f)) => {
+            storage.set_study_attr(study.id(), AttrKind::User, ATTR_FEATURES, &json!(f))?;
+        }
+        _ => {}
+    }
 
-    let spec = PreprocessorSpec::from_config(config);
     let (kfold, max_folds) = match args.holdout {
         Some(h) => (
             KFold {

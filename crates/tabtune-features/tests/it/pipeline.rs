@@ -196,3 +196,63 @@ fn stratified_folds_from_config_cover_every_row_once() {
     }
     assert!(count.iter().all(|&c| c == 1));
 }
+
+#[test]
+fn a_feature_subset_keeps_those_columns_in_output_order_and_round_trips() {
+    let (dir, full, table) = fitted();
+    let all = full.transform(&table).expect("transforms");
+    let spec = PreprocessorSpec::from_config(&config()).with_features(vec![
+        "BMI".into(),
+        "log1p_Age".into(),
+        "CALC=<unknown>".into(),
+    ]);
+    let p = spec.fit(&table).expect("fits");
+    assert_eq!(p.n_features(), 3);
+    let m = p.transform(&table).expect("transforms");
+    // Output order, not the order asked in.
+    assert_eq!(m.names, ["log1p_Age", "BMI", "CALC=<unknown>"]);
+    for (j, name) in m.names.iter().enumerate() {
+        let i = all
+            .names
+            .iter()
+            .position(|n| n == name)
+            .expect("in the full output");
+        assert_eq!(m.values.column(j), all.values.column(i), "{name}");
+    }
+    // The subset travels with the preprocessor.
+    let path = dir.path().join("pre.json");
+    p.save(&path).expect("saves");
+    let back = Preprocessor::load(&path).expect("loads");
+    assert_eq!(back, p);
+    assert_eq!(back.transform(&table).expect("transforms").values, m.values);
+    // Without a subset the JSON has no `keep` key (older files read the same).
+    assert!(!full.to_json().contains("\"keep\""));
+    let edited = p
+        .to_json()
+        .replace("\"log1p_Age\",\n    \"BMI\"", "\"BMI\",\n    \"log1p_Age\"");
+    assert_ne!(edited, p.to_json(), "the edit applies");
+    std::fs::write(&path, edited).expect("write");
+    let e = Preprocessor::load(&path)
+        .expect_err("reordered")
+        .to_string();
+    assert!(e.contains("output order"), "{e}");
+}
+
+#[test]
+fn bad_feature_subsets_are_named() {
+    let (_dir, _p, table) = fitted();
+    let fit = |names: &[&str]| {
+        PreprocessorSpec::from_config(&config())
+            .with_features(names.iter().map(|n| (*n).to_owned()).collect())
+            .fit(&table)
+            .expect_err("refused")
+            .to_string()
+    };
+    let e = fit(&["BMI", "Bmi"]);
+    assert!(
+        e.contains("`Bmi` is not a feature") && e.contains("BMI"),
+        "{e}"
+    );
+    assert!(fit(&["BMI", "BMI"]).contains("listed twice"));
+    assert!(fit(&[]).contains("empty"));
+}
