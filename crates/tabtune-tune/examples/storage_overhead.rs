@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let sampler = sampler_from_name("random", 1, &space)?;
     let mut engine = Engine::new(space, sampler, pruner_from_name("none")?);
-    engine.heartbeat_interval = Duration::from_secs(60);
+    engine.heartbeat_interval = Duration::from_mins(1);
     let storage: Arc<dyn Storage> = Arc::new(storage::open(&format!("sqlite:///{db}"))?);
     let study = Study::open(storage, "overhead", Direction::Minimize, engine)?;
     let starts = Mutex::new(Vec::with_capacity(n as usize));
