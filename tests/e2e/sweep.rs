@@ -538,3 +538,40 @@ fn select_finds_a_small_feature_set_that_feeds_a_sweep_and_the_bundle() {
         "{e}"
     );
 }
+
+#[test]
+fn a_sweep_finishes_with_mlflow_down_and_the_local_store_complete() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("trees.toml"), TREES).expect("write");
+    // Nothing listens on port 9: every MLflow call fails at once.
+    let out = sweep(tmp.path(), &train, "trees.toml", "down", 3)
+        .args(["--folds", "2", "--tracking-uri", "http://127.0.0.1:9"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["n_complete"], 3, "{v}");
+    // Registration needs the server: reported, not fatal; the bundle is there to register later.
+    assert!(v["registered"].is_null(), "{v}");
+    assert!(v["register_error"].is_string(), "{v}");
+    assert!(
+        tmp.path()
+            .join("checkpoints/down-best/bundle.json")
+            .is_file()
+    );
+    let runs: Vec<_> = std::fs::read_dir(tmp.path().join("reports/runs/down"))
+        .expect("local store")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(runs.len(), 3, "every trial in the local store");
+    for run in &runs {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("run.json")).expect("run.json"))
+                .expect("JSON");
+        assert_eq!(record["status"], "FINISHED", "{record}");
+    }
+}

@@ -19,6 +19,7 @@ use tabtune_tune::{FrozenTrial, TrialState};
 use crate::bundle_out::{BundleInput, final_params, write_bundle};
 use crate::cli::{ExportArgs, InputArgs};
 use crate::commands::select::ATTR_FEATURES;
+use crate::commands::sweep::ATTR_SEED;
 use crate::context::Context;
 use crate::output;
 
@@ -55,10 +56,16 @@ fn pick(study: &Study, trials: &[FrozenTrial], number: Option<u64>) -> Result<Fr
 /// The study's fixed parameters (stored by `sweep` as the user attribute `fixed_params`).
 fn fixed_params(storage: &dyn Storage, study: &Study) -> Result<BTreeMap<String, Value>> {
     let attrs = storage.study_attrs(study.id(), AttrKind::User)?;
-    Ok(match attrs.get(ATTR_FIXED_PARAMS) {
+    let mut fixed: BTreeMap<String, Value> = match attrs.get(ATTR_FIXED_PARAMS) {
         Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         _ => BTreeMap::new(),
-    })
+    };
+    // The seed the trials ran with (`sweep --seed`, else the config's), unless the space fixes
+    // or samples one.
+    if let Some(seed) = attrs.get(ATTR_SEED) {
+        fixed.entry("seed".into()).or_insert_with(|| seed.clone());
+    }
+    Ok(fixed)
 }
 
 /// A trial fitted on every row and written as a bundle.

@@ -42,6 +42,9 @@ use crate::commands::select::ATTR_FEATURES;
 use crate::context::Context;
 use crate::output;
 
+/// The study user attribute holding the seed the trials ran with (export refits with it).
+pub const ATTR_SEED: &str = "seed";
+
 /// Where studies go when `--storage` is not given.
 pub const DEFAULT_STORAGE: &str = "sqlite:///reports/studies.db";
 
@@ -435,6 +438,7 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
         direction,
         Engine::new(space.clone(), sampler, pruner),
     )?;
+    storage.set_study_attr(study.id(), AttrKind::User, ATTR_SEED, &json!(seed))?;
     // The feature subset belongs to the study: export refits with the same one.
     let subset = spec.kept_features().map(<[String]>::to_vec);
     let stored = storage
@@ -552,8 +556,18 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
     let register = args.register.clone().or_else(|| {
         crate::model_ref::tracking_uri(args.tracking_uri.as_deref()).map(|_| config.name.clone())
     });
+    let mut register_error = None;
     let registered = match (&register, &summary.best) {
-        (Some(name), Some(_)) => Some(register_best(ctx, args, &study_name, name, metric)?),
+        // The trials are done and stored: a registry that fails (MLflow down) is reported, and
+        // the bundle stays in checkpoints/ to register later.
+        (Some(name), Some(_)) => match register_best(ctx, args, &study_name, name, metric) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!("the best trial was not registered: {e:#}");
+                register_error = Some(format!("{e:#}"));
+                None
+            }
+        },
         (Some(_), None) => {
             tracing::warn!("nothing registered: the study has no complete trial");
             None
@@ -572,6 +586,7 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
             decision: decision.as_ref(),
             report: &report_path,
             registered: registered.as_ref(),
+            register_error: register_error.as_deref(),
         },
     );
     Ok(())
@@ -727,6 +742,7 @@ struct Printed<'a> {
     decision: Option<&'a (DecisionReport, Vec<u64>)>,
     report: &'a Path,
     registered: Option<&'a Registered>,
+    register_error: Option<&'a str>,
 }
 
 /// The best trial as registered after the sweep.
@@ -826,6 +842,7 @@ fn print_summary(ctx: &Context, p: &Printed<'_>) {
                 "previous_champion": r.promotion.previous,
                 "reason": r.promotion.reason,
             })),
+            "register_error": p.register_error,
             "report": p.report,
             "seconds": p.summary.seconds,
         }));
