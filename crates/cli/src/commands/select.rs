@@ -4,7 +4,6 @@
 //! default, as the original research did).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -14,12 +13,12 @@ use tabtune_features::io::write_bytes_atomic;
 use tabtune_features::{KFold, PreprocessorSpec, Table, TargetPresence};
 use tabtune_train::{Family, ModelParams, cross_validate};
 use tabtune_tune::sampler_from_name;
-use tabtune_tune::storage::{Storage, open, redact};
+use tabtune_tune::storage::redact;
 use tabtune_tune::study::{Engine, Outcome, Study};
 use tabtune_tune::{Direction, SearchSpace, TrialState, pruner_from_name};
 
 use crate::cli::{SelectArgs, SelectStrategy};
-use crate::commands::sweep::study_dir;
+use crate::commands::sweep::{open_storage, study_dir};
 use crate::context::Context;
 use crate::output;
 
@@ -196,10 +195,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
         .study
         .clone()
         .unwrap_or_else(|| format!("{}-select-{strategy}-{}", config.name, family.name()));
-    if args.storage == crate::commands::sweep::DEFAULT_STORAGE {
-        std::fs::create_dir_all("reports")?;
-    }
-    let storage: Arc<dyn Storage> = Arc::new(open(&args.storage)?);
+    let storage = open_storage(&args.storage)?;
     let space = SearchSpace::new(
         Vec::new(),
         BTreeMap::from([

@@ -326,7 +326,7 @@ fn record(
 }
 
 /// Opens the storage, creating the folder of the default SQLite file.
-fn open_storage(url: &str) -> Result<Arc<dyn Storage>> {
+pub fn open_storage(url: &str) -> Result<Arc<dyn Storage>> {
     if url == DEFAULT_STORAGE {
         std::fs::create_dir_all("reports").context("creating reports/")?;
     }
