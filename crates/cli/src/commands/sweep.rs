@@ -66,7 +66,7 @@ impl Metric {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Accuracy => "accuracy",
             Self::Logloss => "logloss",
@@ -371,8 +371,37 @@ fn sanitize(study: &str) -> String {
         .collect()
 }
 
-/// Runs the command.
+/// Runs the command: the study, then its leaderboard (or `--json`).
 pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
+    let outcome = execute(ctx, args)?;
+    print_summary(ctx, &outcome, args.n_trials);
+    Ok(())
+}
+
+/// What a sweep did: its study, trials, decision layer, report and registration.
+pub struct SweepOutcome {
+    /// The study's name.
+    pub study: String,
+    /// The storage URL with any password redacted.
+    pub storage: String,
+    /// The objective's metric.
+    pub metric: Metric,
+    /// This invocation's counts and the best trial.
+    pub summary: Summary,
+    /// Every trial of the study (earlier invocations included).
+    pub trials: Vec<FrozenTrial>,
+    /// The decision layer over the top trials, with the trial numbers its members index.
+    pub decision: Option<(DecisionReport, Vec<u64>)>,
+    /// The HTML study report.
+    pub report: PathBuf,
+    /// The registered best trial, when registration was asked for and worked.
+    pub registered: Option<Registered>,
+    /// Why registration failed (the trials are stored regardless).
+    pub register_error: Option<String>,
+}
+
+/// Runs a sweep to the end (trials, decision layer, report, registration) without printing.
+pub fn execute(ctx: &Context, args: &SweepArgs) -> Result<SweepOutcome> {
     let config = &ctx.config;
     let space = SearchSpace::from_toml_file(&args.sweep)?;
     let metric = Metric::parse(space.metric().unwrap_or("accuracy"))
@@ -574,22 +603,17 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
         }
         _ => None,
     };
-    print_summary(
-        ctx,
-        &Printed {
-            study: &study_name,
-            storage: &shown_url,
-            n_trials: args.n_trials,
-            summary: &summary,
-            trials: &trials,
-            metric,
-            decision: decision.as_ref(),
-            report: &report_path,
-            registered: registered.as_ref(),
-            register_error: register_error.as_deref(),
-        },
-    );
-    Ok(())
+    Ok(SweepOutcome {
+        study: study_name,
+        storage: shown_url,
+        metric,
+        summary,
+        trials,
+        decision,
+        report: report_path,
+        registered,
+        register_error,
+    })
 }
 
 fn progress_bar(enabled: bool, n: u64, done: u64) -> ProgressBar {
@@ -732,25 +756,16 @@ fn decision_html(d: &DecisionReport, numbers: &[u64]) -> String {
     )
 }
 
-struct Printed<'a> {
-    study: &'a str,
-    storage: &'a str,
-    n_trials: u64,
-    summary: &'a Summary,
-    trials: &'a [FrozenTrial],
-    metric: Metric,
-    decision: Option<&'a (DecisionReport, Vec<u64>)>,
-    report: &'a Path,
-    registered: Option<&'a Registered>,
-    register_error: Option<&'a str>,
-}
-
 /// The best trial as registered after the sweep.
-struct Registered {
-    name: String,
-    bundle: PathBuf,
-    version: ModelVersion,
-    promotion: Promotion,
+pub struct Registered {
+    /// The registered model's name.
+    pub name: String,
+    /// The bundle that was registered (in checkpoints/).
+    pub bundle: PathBuf,
+    /// The new version.
+    pub version: ModelVersion,
+    /// Whether `champion` moved to it, and why.
+    pub promotion: Promotion,
 }
 
 /// Fits the best trial on every row into checkpoints/<study>-best and registers it, moving
@@ -791,7 +806,7 @@ fn register_best(
     })
 }
 
-fn print_summary(ctx: &Context, p: &Printed<'_>) {
+fn print_summary(ctx: &Context, p: &SweepOutcome, n_trials: u64) {
     let best = p.summary.best.as_ref();
     let best_params: serde_json::Map<String, Value> = best
         .map(|b| {
@@ -808,7 +823,7 @@ fn print_summary(ctx: &Context, p: &Printed<'_>) {
         StopReason::Exhausted => "search space exhausted",
     };
     if ctx.json {
-        let decision = p.decision.map(|(d, numbers)| {
+        let decision = p.decision.as_ref().map(|(d, numbers)| {
             json!({
                 "raw_accuracy": d.raw_accuracy,
                 "best_single_trial": numbers[d.best_single],
@@ -824,7 +839,7 @@ fn print_summary(ctx: &Context, p: &Printed<'_>) {
             "study": p.study,
             "storage": p.storage,
             "metric": p.metric.name(),
-            "n_trials": p.n_trials,
+            "n_trials": n_trials,
             "n_complete": p.summary.n_complete,
             "n_pruned": p.summary.n_pruned,
             "n_failed": p.summary.n_failed,
@@ -834,8 +849,8 @@ fn print_summary(ctx: &Context, p: &Printed<'_>) {
             "best_trial": best.map(|b| b.number),
             "best_params": best_params,
             "decision": decision,
-            "bundle": p.registered.map(|r| &r.bundle),
-            "registered": p.registered.map(|r| json!({
+            "bundle": p.registered.as_ref().map(|r| &r.bundle),
+            "registered": p.registered.as_ref().map(|r| json!({
                 "name": r.name,
                 "version": r.version.version,
                 "champion": r.promotion.promoted,
@@ -891,7 +906,7 @@ fn print_summary(ctx: &Context, p: &Printed<'_>) {
         &["rank", "trial", p.metric.name(), "seconds", "params"],
         &rows,
     ));
-    if let Some((d, numbers)) = p.decision {
+    if let Some((d, numbers)) = &p.decision {
         s.push_str(&format!(
             "\ndecision layer (OOF only, cross-fitted): best single #{} {:.5} | ensemble of {} {:.5} | + class weights {:.5}\n",
             numbers[d.best_single],
@@ -901,7 +916,7 @@ fn print_summary(ctx: &Context, p: &Printed<'_>) {
             d.ensemble_weighted_accuracy
         ));
     }
-    if let Some(r) = p.registered {
+    if let Some(r) = &p.registered {
         s.push_str(&format!(
             "\nregistered {} version {} (bundle {}): {}\n",
             r.name,
