@@ -5,6 +5,7 @@ use std::path::Path;
 
 use ndarray::{Array2, ArrayView2};
 
+use crate::ensemble::{ENSEMBLE_FORMAT, EnsembleModel};
 use crate::error::{ModelError, Result};
 use crate::forest::{FOREST_FORMAT, ForestModel};
 use crate::gbdt::{GBDT_FORMAT, GbdtModel};
@@ -25,6 +26,9 @@ pub enum AnyModel {
     Forest(ForestModel),
     /// An MLP or TabM (weights in a safetensors file beside the model file).
     Neural(NeuralModel),
+    /// A weighted ensemble of the above with class weights (the decision layer's output;
+    /// members in files beside the model file).
+    Ensemble(EnsembleModel),
 }
 
 impl AnyModel {
@@ -34,6 +38,7 @@ impl AnyModel {
             Self::Gbdt(m) => m.predict_proba(x),
             Self::Forest(m) => m.predict_proba(x),
             Self::Neural(m) => m.predict_proba(x),
+            Self::Ensemble(m) => m.predict_proba(x),
         }
     }
 
@@ -44,6 +49,7 @@ impl AnyModel {
             Self::Gbdt(m) => &m.importance_gain,
             Self::Forest(m) => &m.importance_gain,
             Self::Neural(_) => &[],
+            Self::Ensemble(m) => m.importance_gain(),
         }
     }
 
@@ -53,6 +59,12 @@ impl AnyModel {
             Self::Gbdt(m) => m.trees.len(),
             Self::Forest(m) => m.trees.len(),
             Self::Neural(m) => m.best_epoch,
+            Self::Ensemble(m) => m
+                .members
+                .iter()
+                .map(|m| m.model.rounds())
+                .max()
+                .unwrap_or(0),
         }
     }
 
@@ -62,6 +74,7 @@ impl AnyModel {
             Self::Gbdt(m) => &m.feature_names,
             Self::Forest(m) => &m.feature_names,
             Self::Neural(m) => &m.feature_names,
+            Self::Ensemble(m) => m.feature_names(),
         }
     }
 
@@ -72,6 +85,7 @@ impl AnyModel {
             Self::Gbdt(m) => m.save(path),
             Self::Forest(m) => m.save(path),
             Self::Neural(m) => m.save(path),
+            Self::Ensemble(m) => m.save(path),
         }
     }
 
@@ -81,6 +95,7 @@ impl AnyModel {
         match self {
             Self::Gbdt(_) | Self::Forest(_) => Vec::new(),
             Self::Neural(_) => vec![NeuralModel::weights_path(path)],
+            Self::Ensemble(m) => m.extra_files(path),
         }
     }
 
@@ -98,11 +113,12 @@ impl AnyModel {
             Some(GBDT_FORMAT) => GbdtModel::load(path).map(Self::Gbdt),
             Some(FOREST_FORMAT) => ForestModel::load(path).map(Self::Forest),
             Some(NEURAL_FORMAT) => NeuralModel::load(path).map(Self::Neural),
+            Some(ENSEMBLE_FORMAT) => EnsembleModel::load(path).map(Self::Ensemble),
             other => Err(ModelError::Load {
                 path: path.to_owned(),
                 message: format!(
-                    "unknown model format {other:?}; expected {GBDT_FORMAT}, {FOREST_FORMAT} or \
-                     {NEURAL_FORMAT}"
+                    "unknown model format {other:?}; expected {GBDT_FORMAT}, {FOREST_FORMAT}, \
+                     {NEURAL_FORMAT} or {ENSEMBLE_FORMAT}"
                 ),
             }),
         }

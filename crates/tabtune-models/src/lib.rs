@@ -13,6 +13,7 @@
 
 mod any;
 pub mod bundle;
+pub mod ensemble;
 mod error;
 pub mod forest;
 pub mod gbdt;

@@ -716,4 +716,111 @@ mod bundle {
             .to_string();
         assert!(m.contains("bundle.json: cannot read"), "{m}");
     }
+
+    /// A second GBDT on the same features (other growth, other rounds).
+    fn second(b: &Bundle, x: &ndarray::Array2<f32>) -> AnyModel {
+        let y: Vec<u32> = b
+            .model
+            .predict_proba(x.view())
+            .expect("predicts")
+            .rows()
+            .into_iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(0, |(i, _)| i as u32)
+            })
+            .collect();
+        let mut p = GbdtParams::new(Growth::Oblivious);
+        p.rounds = 3;
+        AnyModel::Gbdt(
+            p.fit(
+                b.model.feature_names(),
+                7,
+                Labelled { x: x.view(), y: &y },
+                None,
+            )
+            .expect("fits"),
+        )
+    }
+
+    #[test]
+    fn ensemble_bundles_blend_their_members_round_trip_and_refuse_bad_members() {
+        use tabtune_models::ensemble::{EnsembleMember, EnsembleModel};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut b, x) = bundle(dir.path());
+        let a = b.model.clone();
+        let c = second(&b, &x);
+        let class_weights = vec![1.0, 2.0, 0.5, 1.0, 1.0, 1.5, 1.0];
+        let member = |model: &AnyModel, weight: f64, label: &str| EnsembleMember {
+            model: model.clone(),
+            weight,
+            label: label.into(),
+        };
+        let ens = EnsembleModel::new(
+            vec![member(&a, 0.7, "a"), member(&c, 0.3, "c")],
+            class_weights.clone(),
+        )
+        .expect("valid");
+        // The blend by hand: 0.7 pa + 0.3 pc, times the class weights, renormalised.
+        let (pa, pc) = (
+            a.predict_proba(x.view()).expect("a"),
+            c.predict_proba(x.view()).expect("c"),
+        );
+        let got = ens.predict_proba(x.view()).expect("blend");
+        for r in 0..x.nrows() {
+            let raw: Vec<f64> = (0..7)
+                .map(|k| (0.7 * pa[[r, k]] + 0.3 * pc[[r, k]]) * class_weights[k])
+                .collect();
+            let s: f64 = raw.iter().sum();
+            for k in 0..7 {
+                assert!(
+                    (got[[r, k]] - raw[k] / s).abs() < 1e-12,
+                    "row {r} class {k}"
+                );
+            }
+        }
+        // As a bundle: every member file is checksummed, and it loads back identical.
+        b.model = AnyModel::Ensemble(ens);
+        b.meta.family = "ensemble".into();
+        let out = dir.path().join("checkpoints/ens");
+        b.save(&out).expect("saves");
+        let back = Bundle::load(&out).expect("loads");
+        assert_eq!(back.model, b.model);
+        assert!(back.meta.files.contains_key("member-0.json"));
+        assert!(back.meta.files.contains_key("member-1.json"));
+        assert_eq!(back.model.predict_proba(x.view()).expect("back"), got);
+        // A tampered member is refused by name.
+        let member_file = out.join("member-1.json");
+        let mut bytes = std::fs::read(&member_file).expect("read");
+        let at = bytes.iter().position(|&ch| ch == b'3').expect("a digit");
+        bytes[at] = b'4';
+        std::fs::write(&member_file, bytes).expect("tamper");
+        let m = Bundle::load(&out).expect_err("tampered").to_string();
+        assert!(m.contains("member-1.json"), "{m}");
+
+        // Bad ensembles name the problem.
+        let err = |members: Vec<EnsembleMember>, w: Vec<f64>| {
+            EnsembleModel::new(members, w)
+                .expect_err("must be refused")
+                .to_string()
+        };
+        assert!(err(vec![], vec![1.0; 7]).contains("at least one member"));
+        assert!(err(vec![member(&a, 0.5, "a")], vec![1.0; 7]).contains("add up to 0.5"));
+        assert!(
+            err(
+                vec![member(&a, 1.5, "a"), member(&c, -0.5, "c")],
+                vec![1.0; 7]
+            )
+            .contains("weight -0.5")
+        );
+        let mut w = vec![1.0; 7];
+        w[3] = 0.0;
+        assert!(err(vec![member(&a, 1.0, "a")], w).contains("class weight 3"));
+        let nested = AnyModel::Ensemble(
+            EnsembleModel::new(vec![member(&a, 1.0, "a")], vec![1.0; 7]).expect("valid"),
+        );
+        assert!(err(vec![member(&nested, 1.0, "n")], vec![1.0; 7]).contains("itself an ensemble"));
+    }
 }
