@@ -21,6 +21,8 @@ pub struct ConfigFile {
     pub cv: Option<CvFile>,
     /// `[eda]`.
     pub eda: Option<EdaFile>,
+    /// `[run]`.
+    pub run: Option<RunFile>,
 }
 
 /// `[task]`.
@@ -189,4 +191,38 @@ pub struct CvFile {
 pub struct EdaFile {
     /// Default: every numeric schema column.
     pub columns: Option<Vec<String>>,
+}
+
+/// `[run]`: what `tabtune run` does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunFile {
+    /// Default: 12.
+    pub budget_minutes: Option<f64>,
+    /// Default: the task name.
+    pub register: Option<String>,
+    /// Default: 5.
+    pub top_k: Option<i64>,
+    /// Default: none (then `tabtune run` needs at least one).
+    pub sweeps: Option<Vec<RunSweepFile>>,
+}
+
+/// One `[[run.sweeps]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunSweepFile {
+    /// (required) Path of the search space.
+    pub space: Option<String>,
+    /// Default: 20.
+    pub n_trials: Option<i64>,
+    /// Default: the rest of the budget split evenly.
+    pub share: Option<f64>,
+    /// Default: "median".
+    pub pruner: Option<String>,
+    /// Default: "tpe".
+    pub sampler: Option<String>,
+    /// Default: n-trials.
+    pub gpu_n_trials: Option<i64>,
+    /// Default: 1.
+    pub gpu_population: Option<i64>,
 }

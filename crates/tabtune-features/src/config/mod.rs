@@ -6,5 +6,6 @@ mod resolved;
 
 pub use file::ConfigFile;
 pub use resolved::{
-    Config, CvSettings, DataSettings, Encoding, FetchKind, FetchSource, Metric, TransformSettings,
+    Config, CvSettings, DataSettings, Encoding, FetchKind, FetchSource, Metric, RunSettings,
+    RunSweep, TransformSettings,
 };
