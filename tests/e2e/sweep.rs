@@ -575,3 +575,194 @@ fn a_sweep_finishes_with_mlflow_down_and_the_local_store_complete() {
         assert_eq!(record["status"], "FINISHED", "{record}");
     }
 }
+
+/// Tiny MLPs and TabMs (2 epochs) beside decision trees, for population mode.
+const MIXED: &str = r#"
+direction = "maximize"
+metric = "accuracy"
+
+[params.family]
+type = "categorical"
+choices = ["mlp", "tabm", "decision-tree"]
+
+# Fixed for the neural families only (a fixed value would reach the trees too).
+[params.epochs]
+type = "categorical"
+choices = [2]
+when = { family = ["mlp", "tabm"] }
+
+[params.batch_size]
+type = "categorical"
+choices = [64]
+when = { family = ["mlp", "tabm"] }
+
+[params.embedding]
+type = "categorical"
+choices = ["none"]
+when = { family = ["mlp", "tabm"] }
+
+[params.learning_rate]
+type = "float"
+low = 1e-3
+high = 1e-2
+log = true
+when = { family = ["mlp", "tabm"] }
+
+[params.width]
+type = "int"
+low = 8
+high = 24
+step = 8
+when = { family = ["mlp", "tabm"] }
+
+[params.dropout]
+type = "float"
+low = 0.0
+high = 0.3
+when = { family = ["mlp", "tabm"] }
+
+[params.k]
+type = "categorical"
+choices = [2]
+when = { family = "tabm" }
+
+[params.max_depth]
+type = "int"
+low = 2
+high = 8
+when = { family = "decision-tree" }
+"#;
+
+/// Every trial of `study` in `dir/studies.db`, by number.
+fn stored_trials(dir: &Path, study: &str) -> Vec<tabtune_tune::FrozenTrial> {
+    let url = format!("sqlite:///{}", dir.join("studies.db").display());
+    let storage = std::sync::Arc::new(tabtune_tune::storage::open(&url).expect("storage"));
+    let mut trials = tabtune_tune::study::Study::load(storage, study)
+        .expect("study")
+        .trials()
+        .expect("trials");
+    trials.sort_by_key(|t| t.number);
+    trials
+}
+
+fn synthetic(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("train.csv");
+    std::fs::write(&path, tabtune_test::synthetic_obesity_csv(210, 3)).expect("write");
+    path
+}
+
+#[test]
+fn population_mode_trains_neural_trials_together_with_the_results_of_one_at_a_time() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let train = synthetic(tmp.path());
+    std::fs::write(tmp.path().join("mixed.toml"), MIXED).expect("write");
+    let run = |study: &str, population: &str, extra: &[&str]| {
+        json_of(
+            sweep(tmp.path(), &train, "mixed.toml", study, 8)
+                .arg("--input")
+                .arg(&train)
+                .args(["--sampler", "random", "--seed", "11", "--no-track"])
+                .args(["--population", population, "--device", "cpu"])
+                .args(extra),
+            0,
+        )
+    };
+    let kfold = ["--folds", "3", "--pruner", "none", "--top-k", "0"];
+    let together = run("together", "4", &kfold);
+    let alone = run("alone", "1", &kfold);
+    assert_eq!(together["n_complete"], 8, "{together}");
+    assert_eq!(alone["n_complete"], 8, "{alone}");
+    let (a, b) = (
+        stored_trials(tmp.path(), "together"),
+        stored_trials(tmp.path(), "alone"),
+    );
+    assert_eq!(a.len(), 8);
+    let families: std::collections::BTreeSet<_> = a
+        .iter()
+        .map(|t| t.user_attrs["family"].as_str().expect("family").to_owned())
+        .collect();
+    assert!(
+        families.contains("mlp") && families.len() >= 2,
+        "the seed should give a mixed batch: {families:?}"
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.params, y.params, "trial {}", x.number);
+        let (vx, vy) = (x.value.expect("value"), y.value.expect("value"));
+        assert!((vx - vy).abs() < 1e-4, "trial {}: {vx} vs {vy}", x.number);
+        // One value per fold reached the pruner, in both modes.
+        assert_eq!(
+            x.intermediate.keys().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        for (s, v) in &x.intermediate {
+            assert!((v - y.intermediate[s]).abs() < 1e-4, "trial {}", x.number);
+        }
+    }
+
+    // Holdout: every epoch of the holdout fold is an intermediate value of its own trial.
+    let holdout = run(
+        "holdout",
+        "4",
+        &["--holdout", "0.2", "--pruner", "median:n_startup_trials=2"],
+    );
+    let finished =
+        holdout["n_complete"].as_u64().expect("n") + holdout["n_pruned"].as_u64().expect("n");
+    assert_eq!(finished, 8, "{holdout}");
+    for t in stored_trials(tmp.path(), "holdout") {
+        let neural = t.user_attrs["family"] != "decision-tree";
+        if neural && t.state == tabtune_tune::TrialState::Complete {
+            assert_eq!(
+                t.intermediate.keys().copied().collect::<Vec<_>>(),
+                vec![1, 2],
+                "trial {}",
+                t.number
+            );
+        }
+    }
+}
+
+#[test]
+fn population_with_a_tree_only_space_runs_as_usual_and_bad_values_exit_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let train = synthetic(tmp.path());
+    std::fs::write(tmp.path().join("trees.toml"), TREES).expect("write");
+    let run = |study: &str, population: &str| {
+        json_of(
+            sweep(tmp.path(), &train, "trees.toml", study, 5)
+                .arg("--input")
+                .arg(&train)
+                .args(["--sampler", "random", "--seed", "4", "--no-track"])
+                .args(["--folds", "3", "--top-k", "0", "--population", population]),
+            0,
+        )
+    };
+    let (p, one) = (run("p", "8"), run("one", "1"));
+    assert_eq!(p["n_complete"], 5, "{p}");
+    assert_eq!(p["best_value"], one["best_value"], "{p} vs {one}");
+    let values = |s: &str| {
+        stored_trials(tmp.path(), s)
+            .iter()
+            .map(|t| (t.params.clone(), t.value))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values("p"), values("one"));
+    let v = json_of(
+        sweep(tmp.path(), &train, "trees.toml", "bad", 1)
+            .arg("--input")
+            .arg(&train)
+            .args(["--population", "0"]),
+        2,
+    );
+    let e = v["error"].as_str().expect("error");
+    assert!(e.contains("--population"), "{e}");
+    // Not a count at all: clap refuses it before the command runs.
+    for bad in ["-1", "many"] {
+        let out = sweep(tmp.path(), &train, "trees.toml", "bad", 1)
+            .arg(format!("--population={bad}"))
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--population"), "{bad}: {stderr}");
+    }
+}

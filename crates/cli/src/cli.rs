@@ -419,6 +419,11 @@ pub struct SweepArgs {
     /// Trials per device when several devices are given.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub trials_per_device: usize,
+    /// Population mode: each worker asks for up to P trials at once and trains the neural
+    /// ones whose architectures fit one stack as ONE model (every trial × fold a member, each
+    /// pruned on its own); tree trials of the batch run one by one. 1: off.
+    #[arg(long, value_name = "P", default_value_t = 1)]
+    pub population: usize,
     /// Sampler: random, grid, qmc, tpe, tpe-multivariate.
     #[arg(long, default_value = "tpe-multivariate")]
     pub sampler: String,

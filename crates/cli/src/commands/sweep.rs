@@ -16,19 +16,22 @@ use tabtune_features::io::write_bytes_atomic;
 use tabtune_features::{KFold, PreprocessorSpec, Table, TargetPresence, report::html};
 use tabtune_models::gbdt::Control;
 use tabtune_train::decision::{DecisionReport, decide};
+use tabtune_train::nn::EpochMetrics;
 use tabtune_train::nn::device::select;
+use tabtune_train::nn::trials::cross_validate_trials;
 use tabtune_train::nn::{DeviceChoice, DeviceRequest};
-use tabtune_train::objective::{OofStore, trial_params};
+use tabtune_train::objective::{FAMILY_PARAM, OofStore, trial_params};
 use tabtune_train::study_report::{StudyReportInput, study_html};
-use tabtune_train::{CvHooks, CvReport, cross_validate_with};
+use tabtune_train::{CvHooks, CvReport, Family, ModelParams, cross_validate_with};
 use tabtune_tune::executor::{
     OptimizeOptions, StopReason, Summary, TrialError, TrialEvent, WorkerContext, optimize,
+    optimize_population,
 };
 use tabtune_tune::storage::{AttrKind, Storage, open, redact};
 use tabtune_tune::study::{Engine, Study, TrialHandle};
 use tabtune_tune::{
-    Direction, FrozenTrial, ParamValue, SearchSpace, TrialState, pruner_from_name,
-    sampler_from_name,
+    Choice, Direction, Distribution, FrozenTrial, ParamValue, SearchSpace, TrialState,
+    pruner_from_name, sampler_from_name,
 };
 
 use tabtune_track::registry::{
@@ -73,7 +76,8 @@ impl Metric {
         }
     }
 
-    fn direction(self) -> Direction {
+    /// Whether the metric is maximised or minimised.
+    pub fn direction(self) -> Direction {
         match self {
             Self::Accuracy => Direction::Maximize,
             Self::Logloss => Direction::Minimize,
@@ -116,6 +120,31 @@ struct Flags {
 }
 
 impl Flags {
+    fn new(setup: &Setup<'_>, h: &TrialHandle) -> Self {
+        Self {
+            pruned: false,
+            interrupted: false,
+            storage_error: None,
+            run: setup.tracker.start_run(&run_spec(setup, h)),
+            metric: setup.metric,
+        }
+    }
+
+    /// Whether the trial has ended (pruned, interrupted, or its storage failed).
+    fn stopped(&self) -> bool {
+        self.pruned || self.interrupted || self.storage_error.is_some()
+    }
+
+    /// Stops when the run was interrupted (Ctrl-C) or the trial has ended.
+    fn keep_going(&mut self, h: &TrialHandle) -> Control {
+        self.interrupted |= h.interrupted();
+        if self.stopped() {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+
     /// Reports `value` at `step` (to the study and the trackers) and decides whether the
     /// trial goes on.
     fn report(&mut self, h: &mut TrialHandle, step: u64, value: f64) -> Control {
@@ -164,58 +193,189 @@ fn run_trial(
     h: &mut TrialHandle,
     ctx: WorkerContext,
 ) -> std::result::Result<f64, TrialError> {
+    match prepare(setup, h)? {
+        ModelParams::Neural(p) => run_neural(setup, &mut [h], vec![p], ctx)
+            .pop()
+            .expect("one result per trial"),
+        params => run_tree(setup, h, &params),
+    }
+}
+
+/// The trial's family and parameters, its family stored as a user attribute.
+fn prepare(setup: &Setup<'_>, h: &mut TrialHandle) -> std::result::Result<ModelParams, TrialError> {
     let (family, params) = trial_params(h.params(), &setup.fixed)?;
     h.set_user_attr("family", Value::from(family.name()))?;
-    let device = &setup.devices[(ctx.worker / setup.trials_per_device) % setup.devices.len()];
-    let steps = if setup.max_folds == 1 {
-        Steps::Rounds
-    } else {
-        Steps::Folds
+    Ok(params)
+}
+
+/// Where the worker's trials train.
+fn device_of<'s>(setup: &'s Setup<'_>, ctx: WorkerContext) -> &'s DeviceChoice {
+    &setup.devices[(ctx.worker / setup.trials_per_device) % setup.devices.len()]
+}
+
+impl Setup<'_> {
+    fn steps(&self) -> Steps {
+        if self.max_folds == 1 {
+            Steps::Rounds
+        } else {
+            Steps::Folds
+        }
+    }
+
+    fn value(&self, accuracy: f64, logloss: f64) -> f64 {
+        match self.metric {
+            Metric::Accuracy => accuracy,
+            Metric::Logloss => logloss,
+        }
+    }
+}
+
+/// A batch of trials from [`optimize_population`]: the neural ones whose architectures fit
+/// one stack train as one population (each trial × fold a member), the tree ones one by one.
+fn run_batch(
+    setup: &Setup<'_>,
+    handles: &mut [TrialHandle],
+    ctx: WorkerContext,
+) -> Vec<std::result::Result<f64, TrialError>> {
+    let mut results: Vec<Option<std::result::Result<f64, TrialError>>> =
+        handles.iter().map(|_| None).collect();
+    let mut params: Vec<Option<ModelParams>> = Vec::with_capacity(handles.len());
+    for (i, h) in handles.iter_mut().enumerate() {
+        match prepare(setup, h) {
+            Ok(p) => params.push(Some(p)),
+            Err(e) => {
+                results[i] = Some(Err(e));
+                params.push(None);
+            }
+        }
+    }
+    let mut neural_at = Vec::new();
+    let mut neural = Vec::new();
+    for (i, p) in params.iter().enumerate() {
+        if let Some(ModelParams::Neural(p)) = p {
+            neural_at.push(i);
+            neural.push(p.clone());
+        }
+    }
+    if !neural.is_empty() {
+        let mut chosen: Vec<&mut TrialHandle> = handles
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| neural_at.contains(i))
+            .map(|(_, h)| h)
+            .collect();
+        for (i, r) in neural_at
+            .iter()
+            .zip(run_neural(setup, &mut chosen, neural, ctx))
+        {
+            results[*i] = Some(r);
+        }
+    }
+    for (i, h) in handles.iter_mut().enumerate() {
+        if results[i].is_none()
+            && let Some(p) = &params[i]
+        {
+            results[i] = Some(run_tree(setup, h, p));
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(TrialError::Failed("the trial did not run".into()))))
+        .collect()
+}
+
+/// Neural trials cross-validated together ([`cross_validate_trials`]): per-epoch values of the
+/// holdout fold (or per-fold values once the folds end) go to each trial's own handle, and a
+/// pruned trial's members are masked out while the others go on.
+fn run_neural(
+    setup: &Setup<'_>,
+    handles: &mut [&mut TrialHandle],
+    params: Vec<tabtune_models::nn::NeuralParams>,
+    ctx: WorkerContext,
+) -> Vec<std::result::Result<f64, TrialError>> {
+    let steps = setup.steps();
+    let mut flags: Vec<Flags> = handles.iter().map(|h| Flags::new(setup, h)).collect();
+    let mut on_epoch = |t: usize, fold: usize, m: &EpochMetrics| {
+        let (h, flags) = (&mut *handles[t], &mut flags[t]);
+        if steps == Steps::Rounds
+            && fold == 0
+            && let (Some(a), Some(l)) = (m.valid_accuracy, m.valid_logloss)
+        {
+            return flags.report(h, m.epoch as u64, setup.value(a, l));
+        }
+        flags.keep_going(h)
     };
-    let metric = setup.metric;
-    let run = setup.tracker.start_run(&run_spec(setup, h));
-    let state = Mutex::new((
-        h,
-        Flags {
-            pruned: false,
-            interrupted: false,
-            storage_error: None,
-            run,
-            metric,
-        },
-    ));
+    let outcome = cross_validate_trials(
+        setup.table,
+        setup.spec,
+        &params,
+        setup.kfold,
+        setup.max_folds,
+        device_of(setup, ctx),
+        &mut on_epoch,
+    );
+    let mut reports: Vec<tabtune_train::Result<CvReport>> = match outcome {
+        Ok(r) => r.into_iter().map(|r| r.map(|t| t.report)).collect(),
+        Err(e) => {
+            let why = e.to_string();
+            handles
+                .iter()
+                .map(|_| Err(tabtune_train::TrainError::Invalid(why.clone())))
+                .collect()
+        }
+    };
+    handles
+        .iter_mut()
+        .zip(flags)
+        .zip(reports.drain(..))
+        .map(|((h, mut flags), report)| {
+            if steps == Steps::Folds
+                && let Ok(r) = &report
+            {
+                // The folds trained together: their values reach the pruner now, in order.
+                for f in &r.folds {
+                    let step = (f.repeat * setup.kfold.folds + f.fold) as u64;
+                    if flags.report(h, step, setup.value(f.accuracy, f.logloss)) == Control::Stop {
+                        break;
+                    }
+                }
+            }
+            finish(setup, h, flags, report)
+        })
+        .collect()
+}
+
+/// One tree-family trial (see [`run_trial`]).
+fn run_tree(
+    setup: &Setup<'_>,
+    h: &mut TrialHandle,
+    params: &ModelParams,
+) -> std::result::Result<f64, TrialError> {
+    let device = &DeviceChoice::cpu("tree families train on the CPU");
+    let steps = setup.steps();
+    let flags = Flags::new(setup, h);
+    let state = Mutex::new((h, flags));
     let with = |f: &mut dyn FnMut(&mut TrialHandle, &mut Flags) -> Control| {
         let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
         let (h, flags) = &mut *guard;
         f(h, flags)
     };
     let mut seen = 0usize;
-    let folds_per_repeat = setup.kfold.folds;
     let report = cross_validate_with(
         setup.table,
         setup.spec,
-        &params,
+        params,
         setup.kfold,
         device,
         CvHooks {
             on_fold: &mut |f| {
                 seen += 1;
                 let control = if steps == Steps::Folds {
-                    let step = (f.repeat * folds_per_repeat + f.fold) as u64;
-                    let value = match metric {
-                        Metric::Accuracy => f.accuracy,
-                        Metric::Logloss => f.logloss,
-                    };
+                    let step = (f.repeat * setup.kfold.folds + f.fold) as u64;
+                    let value = setup.value(f.accuracy, f.logloss);
                     with(&mut |h, flags| flags.report(h, step, value))
                 } else {
-                    with(&mut |h, flags| {
-                        if flags.pruned || h.interrupted() {
-                            flags.interrupted |= h.interrupted();
-                            Control::Stop
-                        } else {
-                            Control::Continue
-                        }
-                    })
+                    with(&mut |h, flags| flags.keep_going(h))
                 };
                 if seen >= setup.max_folds {
                     Control::Stop
@@ -223,30 +383,11 @@ fn run_trial(
                     control
                 }
             },
-            on_epoch: &mut |fold, m| {
-                if steps == Steps::Rounds && fold == 0 {
-                    let value = match metric {
-                        Metric::Accuracy => m.valid_accuracy,
-                        Metric::Logloss => m.valid_logloss,
-                    };
-                    if let Some(v) = value {
-                        return with(&mut |h, flags| flags.report(h, m.epoch as u64, v));
-                    }
-                }
-                with(&mut |h, _| {
-                    if h.interrupted() {
-                        Control::Stop
-                    } else {
-                        Control::Continue
-                    }
-                })
-            },
+            // Neural trials run in `run_neural`.
+            on_epoch: &mut |_, _| with(&mut |h, flags| flags.keep_going(h)),
             on_round: &mut |fold, round, eval| {
                 if steps == Steps::Rounds && fold == 0 {
-                    let value = match metric {
-                        Metric::Accuracy => eval.accuracy,
-                        Metric::Logloss => eval.logloss,
-                    };
+                    let value = setup.value(eval.accuracy, eval.logloss);
                     with(&mut |h, flags| flags.report(h, round as u64, value))
                 } else {
                     Control::Continue
@@ -256,6 +397,17 @@ fn run_trial(
         },
     );
     let (h, flags) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+    finish(setup, h, flags, report)
+}
+
+/// Ends a trial's run: its state from the flags (storage failure, interruption, pruning) or
+/// the report; a complete trial's metrics and OOF predictions are recorded.
+fn finish(
+    setup: &Setup<'_>,
+    h: &mut TrialHandle,
+    flags: Flags,
+    report: tabtune_train::Result<CvReport>,
+) -> std::result::Result<f64, TrialError> {
     let mut run = flags.run;
     if let Some(e) = flags.storage_error {
         run.end(RunStatus::Failed);
@@ -323,6 +475,22 @@ fn record(
         setup.oof.put(h.number(), &report.oof)?;
     }
     Ok(())
+}
+
+/// Whether the space can propose a neural trial (a fixed or sampled `family` naming one).
+fn has_neural(space: &SearchSpace) -> bool {
+    let neural = |name: &str| Family::parse(name).is_ok_and(Family::is_neural);
+    if let Some(Value::String(f)) = space.fixed().get(FAMILY_PARAM) {
+        return neural(f);
+    }
+    space
+        .param(FAMILY_PARAM)
+        .is_some_and(|p| match &p.distribution {
+            Distribution::Categorical { choices } => choices
+                .iter()
+                .any(|c| matches!(c, Choice::Str(s) if neural(s))),
+            _ => false,
+        })
 }
 
 /// Opens the storage, creating the folder of the default SQLite file.
@@ -431,6 +599,9 @@ pub fn execute(ctx: &Context, args: &SweepArgs) -> Result<SweepOutcome> {
     }
     if args.trials_per_device == 0 {
         invalid!("--trials-per-device must be at least 1");
+    }
+    if args.population == 0 {
+        invalid!("--population must be at least 1 (1: one trial at a time)");
     }
     if let Some(h) = args.holdout
         && !(0.05..=0.5).contains(&h)
@@ -547,8 +718,22 @@ pub fn execute(ctx: &Context, args: &SweepArgs) -> Result<SweepOutcome> {
         before.get("COMPLETE").copied().unwrap_or(0) + before.get("PRUNED").copied().unwrap_or(0);
     let bar = progress_bar(ctx.progress, args.n_trials, finished_before);
     let progress = |e: &TrialEvent| on_trial(&bar, e, metric);
-    let objective = |h: &mut TrialHandle, w: WorkerContext| run_trial(&setup, h, w);
-    let summary = optimize(&study, &objective, &options, Some(&progress));
+    let population = if args.population > 1 && !has_neural(&space) {
+        tracing::info!(
+            "--population {}: the space has no neural family, so trials run one at a time",
+            args.population
+        );
+        1
+    } else {
+        args.population
+    };
+    let summary = if population > 1 {
+        let objective = |hs: &mut [TrialHandle], w: WorkerContext| run_batch(&setup, hs, w);
+        optimize_population(&study, population, &objective, &options, Some(&progress))
+    } else {
+        let objective = |h: &mut TrialHandle, w: WorkerContext| run_trial(&setup, h, w);
+        optimize(&study, &objective, &options, Some(&progress))
+    };
     bar.finish_and_clear();
     let summary = summary?;
     if stop.load(Ordering::SeqCst) {
@@ -940,5 +1125,153 @@ fn short(v: &ParamValue) -> String {
             format!("{x:.digits$}")
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tabtune_features::Config;
+    use tabtune_features::io::{LoadOptions, load_table};
+    use tabtune_tune::storage::open;
+    use tabtune_tune::study::Outcome;
+    use tabtune_tune::{FrozenTrial, Pruner, StudyView, Verdict};
+
+    use super::*;
+
+    /// Prunes odd-numbered trials at their first step.
+    struct PruneOdd;
+
+    impl Pruner for PruneOdd {
+        fn prune(&self, trial: &FrozenTrial, _: &StudyView<'_>) -> Verdict {
+            Verdict::from_bool(trial.number % 2 == 1)
+        }
+
+        fn name(&self) -> &'static str {
+            "prune-odd"
+        }
+    }
+
+    const SPACE: &str = r#"
+[fixed]
+family = "mlp"
+epochs = 3
+batch_size = 64
+depth = 1
+width = 8
+
+[params.dropout]
+type = "categorical"
+choices = [0.0, 1.5, 0.2, 0.1]
+"#;
+
+    /// A holdout population sweep of four trials (one with an invalid dropout) in a temporary
+    /// SQLite study; `pruner` judges every epoch.
+    fn population_sweep(pruner: Box<dyn Pruner>) -> Vec<FrozenTrial> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("train.csv");
+        std::fs::write(&path, tabtune_test::synthetic_obesity_csv(210, 5)).expect("write");
+        let config = Config::load(&tabtune_test::default_config()).expect("config");
+        let table = load_table(&path, &config.schema, &LoadOptions::default())
+            .expect("valid")
+            .table;
+        let spec = PreprocessorSpec::from_config(&config);
+        let space = SearchSpace::from_toml_str(SPACE, "test").expect("space");
+        let storage = Arc::new(
+            open(&format!("sqlite:///{}", dir.path().join("s.db").display())).expect("storage"),
+        );
+        let study = Study::open(
+            storage,
+            "pop",
+            Direction::Maximize,
+            Engine::new(
+                space.clone(),
+                sampler_from_name("grid", 1, &space).expect("grid"),
+                pruner,
+            ),
+        )
+        .expect("study");
+        let setup = Setup {
+            table: &table,
+            spec: &spec,
+            kfold: KFold {
+                folds: 5,
+                repeats: 1,
+                seed: 1,
+                stratify: true,
+            },
+            max_folds: 1,
+            metric: Metric::Accuracy,
+            fixed: space.fixed().clone(),
+            devices: vec![DeviceChoice::cpu("test")],
+            trials_per_device: 1,
+            oof: OofStore::new(dir.path().join("oof")),
+            study: "pop".into(),
+            tracker: crate::tracking::tracker(true, None),
+        };
+        // One batch of four, as `optimize_population` hands it to the objective.
+        let mut handles = study.ask_batch(4, None).expect("ask");
+        let results = run_batch(&setup, &mut handles, WorkerContext { worker: 0 });
+        assert_eq!(results.len(), 4);
+        for (h, r) in handles.into_iter().zip(results) {
+            h.tell(match r {
+                Ok(v) => Outcome::Complete(v),
+                Err(TrialError::Pruned) => Outcome::Pruned,
+                Err(TrialError::Failed(why)) => Outcome::Fail(why),
+            })
+            .expect("tell");
+        }
+        let mut trials = study.trials().expect("trials");
+        trials.sort_by_key(|t| t.number);
+        trials
+    }
+
+    fn dropout(t: &FrozenTrial) -> f64 {
+        match t.params["dropout"] {
+            ParamValue::Choice(Choice::Float(d)) => d,
+            ref other => panic!("dropout {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_member_pruned_inside_a_population_stops_and_a_failing_one_loses_nothing() {
+        let trials = population_sweep(Box::new(PruneOdd));
+        assert_eq!(trials.len(), 4);
+        for t in &trials {
+            let steps: Vec<u64> = t.intermediate.keys().copied().collect();
+            if dropout(t) >= 1.0 {
+                assert_eq!(t.state, TrialState::Fail, "{t:?}");
+                let why = t.system_attrs["fail_reason"].as_str().expect("reason");
+                assert!(why.contains("dropout"), "{why}");
+            } else if t.number % 2 == 1 {
+                assert_eq!(t.state, TrialState::Pruned, "{t:?}");
+                assert_eq!(steps, vec![1], "pruned after its first epoch");
+            } else {
+                assert_eq!(t.state, TrialState::Complete, "{t:?}");
+                assert_eq!(steps, vec![1, 2, 3]);
+                assert!(t.value.is_some_and(|v| v > 0.0));
+            }
+        }
+        let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
+        assert_eq!(
+            (count(TrialState::Fail), count(TrialState::Pruned)),
+            (
+                1,
+                2 - usize::from(
+                    trials
+                        .iter()
+                        .any(|t| t.number % 2 == 1 && dropout(t) >= 1.0)
+                )
+            ),
+        );
+        // Without the pruner the same trials complete with the same values.
+        let free = population_sweep(Box::new(tabtune_tune::pruner::NopPruner));
+        for (a, b) in trials.iter().zip(&free) {
+            assert_eq!(a.params, b.params);
+            if a.state == TrialState::Complete {
+                assert_eq!(b.state, TrialState::Complete);
+                let (x, y) = (a.value.expect("v"), b.value.expect("v"));
+                assert!((x - y).abs() < 1e-9, "trial {}: {x} vs {y}", a.number);
+            }
+        }
     }
 }

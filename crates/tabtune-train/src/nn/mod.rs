@@ -14,6 +14,7 @@
 mod cv;
 pub mod device;
 pub mod population;
+pub mod trials;
 
 pub use cv::{cross_validate_neural, fit_all_neural};
 pub use device::{DeviceChoice, DeviceRequest};
