@@ -5,6 +5,7 @@ mod data;
 mod features;
 mod predict;
 mod registry;
+mod run;
 mod serve;
 mod sweep;
 mod train;

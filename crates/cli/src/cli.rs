@@ -80,6 +80,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Sequential forward / backward feature selection, run as a study.
     Select(SelectArgs),
+    /// The whole pipeline from the config: data, EDA, the `[run]` sweeps (trees and neural
+    /// nets) within a time budget, the champion exported and registered, the decision layer,
+    /// a submission for the test file and the monitoring report of the current data.
+    Run(RunArgs),
 }
 
 /// `tabtune data ...`.
@@ -457,6 +461,41 @@ pub struct SweepArgs {
     /// current champion's CV score [default with a tracking URI: the config's name].
     #[arg(long, value_name = "NAME")]
     pub register: Option<String>,
+}
+
+/// `tabtune run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Minutes the whole run may take [default: the config's `run.budget-minutes`].
+    #[arg(long, value_name = "MINUTES")]
+    pub budget_minutes: Option<f64>,
+    /// Trials of every sweep, instead of the config's `n-trials` / `gpu-n-trials` (a quick
+    /// run: `--n-trials 2`).
+    #[arg(long, value_name = "N")]
+    pub n_trials: Option<u64>,
+    /// Folds of each trial's cross-validation [default: the config's `cv.folds`].
+    #[arg(long, value_name = "K")]
+    pub folds: Option<usize>,
+    /// Device of the neural trials: auto, cpu, wgpu, cuda:N. With a GPU the sweeps run their
+    /// `gpu-n-trials` and `gpu-population`.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
+    /// Study storage (one study per sweep, resumed when the run is repeated).
+    #[arg(long, value_name = "URL", default_value = crate::commands::sweep::DEFAULT_STORAGE)]
+    pub storage: String,
+    /// Seed of the samplers, splits and models [default: the config's `cv.seed`].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// MLflow tracking server: trials are logged there and the champion is registered in its
+    /// model registry (else checkpoints/registry).
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    pub tracking_uri: Option<String>,
+    /// Track nothing (no local run records, TensorBoard files or MLflow runs).
+    #[arg(long)]
+    pub no_track: bool,
+    /// Never download: a missing data file is an error saying where to put it.
+    #[arg(long)]
+    pub no_fetch: bool,
 }
 
 /// `tabtune export`.

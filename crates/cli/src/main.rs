@@ -54,6 +54,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Sweep(args) => commands::sweep::run(&ctx, args),
         Command::Export(args) => commands::export::run(&ctx, args),
         Command::Select(args) => commands::select::run(&ctx, args),
+        Command::Run(args) => commands::run::run(&ctx, args),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod monitor;
 pub mod predict;
 pub mod registry;
+pub mod run;
 pub mod select;
 pub mod serve;
 pub mod sweep;

@@ -14,8 +14,63 @@ use crate::context::Context;
 use crate::model_ref::resolve_model;
 use crate::output;
 
+/// What `predict` wrote.
+pub struct Predicted {
+    /// Rows predicted.
+    pub rows: usize,
+    /// The CSV written.
+    pub output: PathBuf,
+    /// The bundle's model name and family.
+    pub name: String,
+    /// The bundle's family.
+    pub family: String,
+    /// Predicted rows per class, in class order.
+    pub per_class: Vec<(String, usize)>,
+    /// Rows of the input that failed validation (quarantined).
+    pub invalid_rows: usize,
+    /// Where the rejected rows went.
+    pub rejects: Option<PathBuf>,
+}
+
 /// Runs the command.
 pub fn run(ctx: &Context, args: &PredictArgs) -> Result<()> {
+    let p = predict_file(ctx, args)?;
+    if ctx.json {
+        let per_class: serde_json::Map<String, serde_json::Value> = p
+            .per_class
+            .iter()
+            .map(|(c, n)| (c.clone(), json!(n)))
+            .collect();
+        output::json(&json!({
+            "rows": p.rows,
+            "output": p.output,
+            "model": args.model,
+            "family": p.family,
+            "predicted_classes": per_class,
+            "invalid_rows": p.invalid_rows,
+            "rejects": p.rejects,
+        }));
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .per_class
+            .iter()
+            .map(|(c, n)| vec![c.clone(), n.to_string()])
+            .collect();
+        let mut s = format!(
+            "{} rows predicted with {} ({}) -> {}\n\n",
+            p.rows,
+            p.name,
+            p.family,
+            p.output.display()
+        );
+        s.push_str(&output::table(&["predicted class", "rows"], &rows));
+        output::text(&s);
+    }
+    Ok(())
+}
+
+/// Predicts the input with the model and writes the CSV (or the submission) atomically.
+pub fn predict_file(ctx: &Context, args: &PredictArgs) -> Result<Predicted> {
     let predictor = load_bundle(&resolve_model(&args.model.to_string_lossy(), None)?)?;
     let bundle = predictor.bundle();
     let input = match (&args.input.input, &ctx.config.data.test) {
@@ -85,36 +140,13 @@ pub fn run(ctx: &Context, args: &PredictArgs) -> Result<()> {
     for &l in &prediction.labels {
         counts[l as usize] += 1;
     }
-    if ctx.json {
-        let per_class: serde_json::Map<String, serde_json::Value> = classes
-            .iter()
-            .cloned()
-            .zip(counts.iter().map(|c| json!(c)))
-            .collect();
-        output::json(&json!({
-            "rows": prediction.labels.len(),
-            "output": output_path,
-            "model": args.model,
-            "family": bundle.meta.family,
-            "predicted_classes": per_class,
-            "invalid_rows": loaded.report.invalid_rows,
-            "rejects": loaded.report.rejects,
-        }));
-    } else {
-        let rows: Vec<Vec<String>> = classes
-            .iter()
-            .zip(&counts)
-            .map(|(c, n)| vec![c.clone(), n.to_string()])
-            .collect();
-        let mut s = format!(
-            "{} rows predicted with {} ({}) -> {}\n\n",
-            prediction.labels.len(),
-            bundle.meta.name,
-            bundle.meta.family,
-            output_path.display()
-        );
-        s.push_str(&output::table(&["predicted class", "rows"], &rows));
-        output::text(&s);
-    }
-    Ok(())
+    Ok(Predicted {
+        rows: prediction.labels.len(),
+        output: output_path,
+        name: bundle.meta.name.clone(),
+        family: bundle.meta.family.clone(),
+        per_class: classes.iter().cloned().zip(counts).collect(),
+        invalid_rows: loaded.report.invalid_rows,
+        rejects: loaded.report.rejects.clone(),
+    })
 }
