@@ -284,6 +284,70 @@ mod tests {
     }
 
     #[test]
+    fn piecewise_and_batch_norm_models_round_trip_and_use_their_edges_and_statistics() {
+        use crate::nn::net::quantile_edges;
+        use crate::nn::params::{Embedding, Norm};
+        let x = Array2::from_shape_fn((9, 5), |(r, c)| ((r * 7 + c * 3) % 11) as f32 * 0.4 - 1.0);
+        let dir = tempfile::tempdir().expect("tmp");
+        for kind in [NetKind::Mlp, NetKind::Tabm] {
+            let mut m = model(kind);
+            m.params.embedding = Embedding::Piecewise;
+            m.params.n_bins = 4;
+            m.params.embedding_dim = 3;
+            m.params.norm = Norm::Batch;
+            let shape = m.shape();
+            let values = shape.init_member(16, 0.1, 5);
+            m.tensors = shape
+                .layout()
+                .into_iter()
+                .zip(values)
+                .map(|(s, mut v)| {
+                    if s.name == "embedding.edges" {
+                        v = (0..5)
+                            .flat_map(|c| quantile_edges(&mut x.column(c).to_vec(), 4))
+                            .collect();
+                    } else if s.name.ends_with("running_mean") {
+                        v.iter_mut()
+                            .enumerate()
+                            .for_each(|(i, x)| *x = 0.01 * i as f32);
+                    } else if s.name.ends_with("running_var") {
+                        v.iter_mut()
+                            .enumerate()
+                            .for_each(|(i, x)| *x = 0.5 + 0.02 * i as f32);
+                    }
+                    NamedTensor {
+                        name: s.name,
+                        dims: s.dims,
+                        values: v,
+                    }
+                })
+                .collect();
+            let path = dir.path().join("model.json");
+            m.save(&path).expect("save");
+            let back = NeuralModel::load(&path).expect("load");
+            assert_eq!(back, m);
+            let p = m.predict_proba(x.view()).expect("predict");
+            assert_eq!(back.predict_proba(x.view()).expect("predict"), p);
+            // Prediction reads the saved edges and running statistics.
+            for name in [
+                "embedding.edges",
+                "layers.1.running_mean",
+                "layers.0.running_var",
+            ] {
+                let mut changed = back.clone();
+                let t = changed
+                    .tensors
+                    .iter_mut()
+                    .find(|t| t.name == name)
+                    .expect(name);
+                t.values.iter_mut().for_each(|v| *v = *v * 1.5 + 0.3);
+                let q = changed.predict_proba(x.view()).expect("predict");
+                assert_ne!(q, p, "{kind:?}: {name} is not used");
+            }
+        }
+    }
+
+    #[test]
     fn bad_inputs_and_damaged_weights_are_clear_errors() {
         let m = model(NetKind::Mlp);
         let mut x = Array2::<f32>::zeros((3, 5));

@@ -6,6 +6,11 @@
 //! than the stack's `width` are zero-padded: zero weights in, zero weights out and zero
 //! gradients keep the padded units at exactly 0, and layer normalization divides by each
 //! member's own width (`inv_width`), so a padded member computes what it computes alone.
+//!
+//! Some tensors are not trained but computed: the piecewise-linear embedding's bin edges (from
+//! the member's training rows, before training) and batch normalization's running statistics
+//! (updated after each step from the statistics [`forward_with_stats`] returns). They live
+//! beside the weights, so checkpoints and bundles carry them.
 
 use burn::tensor::activation::{gelu, relu, silu};
 use burn::tensor::backend::Backend;
@@ -30,7 +35,27 @@ pub enum Role {
     Adapter,
     /// Periodic-embedding frequencies: N(0, frequency_scale²).
     Frequency,
+    /// Piecewise-linear bin edges `[n_inputs, n_bins + 1]` per input, non-decreasing (a
+    /// repeated edge ends the input's bins): quantiles of the training rows, not trained.
+    Edges,
+    /// Batch-norm running mean: zeros, then updated from batch statistics, not trained.
+    RunningMean,
+    /// Batch-norm running variance: ones, then updated from batch statistics, not trained.
+    RunningVar,
 }
+
+impl Role {
+    /// Whether the optimiser updates tensors of this role (edges and running statistics are
+    /// computed instead).
+    pub fn trainable(self) -> bool {
+        !matches!(self, Self::Edges | Self::RunningMean | Self::RunningVar)
+    }
+}
+
+/// Batch-norm momentum of the running statistics (PyTorch's default).
+pub const BATCH_NORM_MOMENTUM: f64 = 0.1;
+/// Variance epsilon of layer and batch normalization.
+const NORM_EPSILON: f64 = 1e-5;
 
 /// One parameter tensor of a member: name, shape `[a, b]`, role and fan-in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +97,8 @@ pub struct NetShape {
     pub n_frequencies: usize,
     /// Embedding size per input.
     pub embedding_dim: usize,
+    /// Piecewise-linear bins per input.
+    pub n_bins: usize,
 }
 
 impl NetShape {
@@ -94,6 +121,7 @@ impl NetShape {
             embedding: params.embedding,
             n_frequencies: params.n_frequencies,
             embedding_dim: params.embedding_dim,
+            n_bins: params.n_bins,
         }
     }
 
@@ -114,8 +142,13 @@ impl NetShape {
     pub fn first_in(&self) -> usize {
         match self.embedding {
             Embedding::None => self.n_inputs,
-            Embedding::Periodic => self.n_inputs * self.embedding_dim,
+            Embedding::Periodic | Embedding::Piecewise => self.n_inputs * self.embedding_dim,
         }
+    }
+
+    /// Position of the bin edges in [`Self::layout`] (piecewise-linear embedding only).
+    pub fn edges_index(&self) -> Option<usize> {
+        (self.embedding == Embedding::Piecewise).then_some(0)
     }
 
     /// Every parameter tensor, in the order [`forward`] reads them.
@@ -150,6 +183,13 @@ impl NetShape {
                 two_f,
             );
         }
+        if self.embedding == Embedding::Piecewise {
+            let (n, t, d) = (self.n_inputs, self.n_bins, self.embedding_dim);
+            push("embedding.edges".into(), [n, t + 1], Role::Edges, 1);
+            // One linear map per input: `[t, d]` each, stored side by side.
+            push("embedding.weight".into(), [n, t * d], Role::Weight, t);
+            push("embedding.bias".into(), [n, d], Role::Bias, t);
+        }
         let k_bias = if self.tabm() { self.k } else { 1 };
         let mut input = self.first_in();
         for l in 0..self.depth {
@@ -175,13 +215,17 @@ impl NetShape {
                     input,
                 );
             }
-            push(
-                format!("layers.{l}.bias"),
-                [k_bias, self.width],
-                Role::Bias,
-                input,
-            );
-            if self.norm == Norm::Layer {
+            // Batch norm subtracts the batch mean: a bias before it would do nothing (and
+            // Adam would turn its rounding-noise gradient into steps), so it has none.
+            if self.norm != Norm::Batch {
+                push(
+                    format!("layers.{l}.bias"),
+                    [k_bias, self.width],
+                    Role::Bias,
+                    input,
+                );
+            }
+            if matches!(self.norm, Norm::Layer | Norm::Batch) {
                 push(
                     format!("layers.{l}.norm_scale"),
                     [1, self.width],
@@ -192,6 +236,20 @@ impl NetShape {
                     format!("layers.{l}.norm_shift"),
                     [1, self.width],
                     Role::Shift,
+                    input,
+                );
+            }
+            if self.norm == Norm::Batch {
+                push(
+                    format!("layers.{l}.running_mean"),
+                    [self.k, self.width],
+                    Role::RunningMean,
+                    input,
+                );
+                push(
+                    format!("layers.{l}.running_var"),
+                    [self.k, self.width],
+                    Role::RunningVar,
                     input,
                 );
             }
@@ -226,7 +284,8 @@ impl NetShape {
     /// Initial values of one member of hidden width `width` (≤ `self.width`), zero-padded to
     /// this shape's tensors; `frequency_scale` is the periodic embedding's σ. The values depend
     /// only on the seed and the member's own shape, so a member starts the same alone or in a
-    /// stack.
+    /// stack. Bin edges start at 0: the trainer fills them from the member's training rows
+    /// ([`quantile_edges`]).
     pub fn init_member(&self, width: usize, frequency_scale: f64, seed: u64) -> Vec<Vec<f32>> {
         let own = self.with_width(width).layout();
         let mut rng = SplitMix64::new(seed ^ 0x6E65_7572_616C_5F69);
@@ -240,8 +299,8 @@ impl NetShape {
                     for j in 0..b {
                         let v = match spec.role {
                             Role::Weight | Role::Bias => bound * (2.0 * uniform(&mut rng) - 1.0),
-                            Role::Scale => 1.0,
-                            Role::Shift => 0.0,
+                            Role::Scale | Role::RunningVar => 1.0,
+                            Role::Shift | Role::Edges | Role::RunningMean => 0.0,
                             Role::Adapter => {
                                 if rng.next_u64() & 1 == 0 {
                                     1.0
@@ -258,6 +317,36 @@ impl NetShape {
             })
             .collect()
     }
+}
+
+/// The `n_bins + 1` bin edges of one input from its training values (Gorishniy et al. 2022,
+/// quantile bins): the quantiles at `0, 1/n_bins, ..., 1` (linear interpolation, as
+/// `torch.quantile`), duplicates dropped, then the last edge repeated to fill `n_bins + 1`
+/// (a zero-width bin is no bin: its encoding is 0). An empty `values` gives all zeros.
+/// `values` is sorted in place.
+pub fn quantile_edges(values: &mut [f32], n_bins: usize) -> Vec<f32> {
+    let n_bins = n_bins.max(1);
+    if values.is_empty() {
+        return vec![0.0; n_bins + 1];
+    }
+    values.sort_unstable_by(f32::total_cmp);
+    let last = values.len() - 1;
+    let mut edges: Vec<f32> = Vec::with_capacity(n_bins + 1);
+    for i in 0..=n_bins {
+        let position = i as f64 / n_bins as f64 * last as f64;
+        let below = (position.floor() as usize).min(last);
+        let above = (below + 1).min(last);
+        let fraction = position - below as f64;
+        let a = f64::from(values[below]);
+        let b = f64::from(values[above]);
+        let q = (a + fraction * (b - a)) as f32;
+        if edges.last().is_none_or(|&e| q > e) {
+            edges.push(q);
+        }
+    }
+    let fill = *edges.last().expect("at least one edge");
+    edges.resize(n_bins + 1, fill);
+    edges
 }
 
 /// A uniform number in [0, 1) from 53 random bits.
@@ -282,6 +371,60 @@ pub struct Masks<B: Backend> {
     /// Dropout multipliers per hidden layer, `[P, k, rows, width]` (0 or 1 / (1 − p)); empty
     /// for evaluation.
     pub dropout: Vec<Tensor<B, 4>>,
+    /// The rows of a training batch, for batch-norm statistics; `None` for evaluation (batch
+    /// norm then uses its running statistics).
+    pub batch: Option<BatchRows<B>>,
+}
+
+/// Which rows of a training batch are real (members with fewer rows are padded), for batch
+/// normalization's statistics.
+#[derive(Clone, Debug)]
+pub struct BatchRows<B: Backend> {
+    /// 1 on a member's real rows, 0 on padding, `[P, 1, rows, 1]`.
+    pub mask: Tensor<B, 4>,
+    /// `1 / real rows` per member (1 for a member without rows), `[P, 1, 1, 1]`.
+    pub inv_count: Tensor<B, 4>,
+    /// `n / (n − 1)` per member (Bessel's correction of the running variance; 1 for n ≤ 1),
+    /// `[P, 1, 1, 1]`.
+    pub unbias: Tensor<B, 4>,
+}
+
+impl<B: Backend> BatchRows<B> {
+    /// Masks for members with `counts[m]` real rows each in a batch of `rows`.
+    pub fn new(counts: &[usize], rows: usize, device: &B::Device) -> Self {
+        let p = counts.len();
+        let mut mask = vec![0.0f32; p * rows];
+        for (m, &n) in counts.iter().enumerate() {
+            mask[m * rows..m * rows + n.min(rows)].fill(1.0);
+        }
+        let inv: Vec<f32> = counts.iter().map(|&n| 1.0 / n.max(1) as f32).collect();
+        let unbias: Vec<f32> = counts
+            .iter()
+            .map(|&n| {
+                if n > 1 {
+                    n as f32 / (n - 1) as f32
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let member = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [p, 1, 1, 1]), device);
+        Self {
+            mask: Tensor::from_data(TensorData::new(mask, [p, 1, rows, 1]), device),
+            inv_count: member(inv),
+            unbias: member(unbias),
+        }
+    }
+}
+
+/// Batch statistics of one batch-norm layer in a training pass, `[P, k, 1, width]` each:
+/// the mean and the unbiased variance over the batch's real rows.
+#[derive(Clone, Debug)]
+pub struct BatchStats<B: Backend> {
+    /// Mean.
+    pub mean: Tensor<B, 4>,
+    /// Unbiased variance.
+    pub var: Tensor<B, 4>,
 }
 
 impl<B: Backend> Masks<B> {
@@ -297,6 +440,7 @@ impl<B: Backend> Masks<B> {
             inv_width: Tensor::from_data(TensorData::new(inv, [p, 1, 1, 1]), device),
             units: Tensor::from_data(TensorData::new(units, [p, 1, 1, width]), device),
             dropout: Vec::new(),
+            batch: None,
         }
     }
 }
@@ -326,6 +470,55 @@ pub fn forward<B: Backend>(
     x: Tensor<B, 3>,
     masks: &Masks<B>,
 ) -> Tensor<B, 4> {
+    forward_with_stats(shape, w, x, masks).0
+}
+
+/// The piecewise-linear encoding `[P, rows, n, T]` of `x` (`[P, rows, n]`) with the bin edges
+/// `[P, n, T + 1]`: per bin `(x − left) / width`, clamped to [0, 1] except below the first
+/// bin and above an input's last real bin; 0 in zero-width bins.
+fn piecewise_encoding<B: Backend>(x: Tensor<B, 3>, edges: &Tensor<B, 3>) -> Tensor<B, 4> {
+    let [p, n, t1] = edges.dims();
+    let t = t1 - 1;
+    let device = edges.device();
+    let left = edges.clone().narrow(2, 0, t);
+    let width = edges.clone().narrow(2, 1, t) - left.clone();
+    let real = width.clone().greater_elem(0.0).float();
+    // 1 / width in real bins, 0 in zero-width ones.
+    let scale = real.clone() / (width - real.clone().add_scalar(-1.0));
+    // Real bins come first, so an input's last real bin is real with an unreal successor.
+    let next_real = if t > 1 {
+        Tensor::cat(
+            vec![
+                real.clone().narrow(2, 1, t - 1),
+                Tensor::zeros([p, n, 1], &device),
+            ],
+            2,
+        )
+    } else {
+        Tensor::zeros([p, n, 1], &device)
+    };
+    let open_above = (real * (next_real.neg().add_scalar(1.0))).unsqueeze_dim::<4>(1);
+    let mut first = vec![0.0f32; t];
+    first[0] = 1.0;
+    let open_below = Tensor::<B, 4>::from_data(TensorData::new(first, [1, 1, 1, t]), &device);
+    let z = (x.unsqueeze_dim::<4>(3) - left.unsqueeze_dim::<4>(1)) * scale.unsqueeze_dim::<4>(1);
+    // Lower clamp except in the first bin: relu(z) + first · (z − relu(z)) (exact).
+    let positive = relu(z.clone());
+    let z = positive.clone() + (z - positive) * open_below;
+    // Upper clamp except in the last real bin: z − (1 − last) · relu(z − 1).
+    let over = relu(z.clone().add_scalar(-1.0));
+    z - over * open_above.neg().add_scalar(1.0)
+}
+
+/// [`forward`], also returning each batch-norm layer's batch statistics in a training pass
+/// (`masks.batch` set); empty otherwise.
+pub fn forward_with_stats<B: Backend>(
+    shape: &NetShape,
+    w: &[Tensor<B, 3>],
+    x: Tensor<B, 3>,
+    masks: &Masks<B>,
+) -> (Tensor<B, 4>, Vec<BatchStats<B>>) {
+    let mut stats = Vec::new();
     let mut next = w.iter();
     let mut take = || {
         next.next()
@@ -349,6 +542,24 @@ pub fn forward<B: Backend>(
                 + bias.clone();
             relu(e).reshape([p, rows, n_inputs * shape.embedding_dim])
         }
+        Embedding::Piecewise => {
+            let edges = take();
+            let weight = take();
+            let bias = take();
+            let (t, d) = (shape.n_bins, shape.embedding_dim);
+            // [P, rows, n, T] -> [P·n, rows, T] @ [P·n, T, d] -> [P, n, rows, d]
+            let encoded =
+                piecewise_encoding(x, edges)
+                    .swap_dims(1, 2)
+                    .reshape([p * n_inputs, rows, t]);
+            let e = encoded
+                .matmul(weight.clone().reshape([p * n_inputs, t, d]))
+                .reshape([p, n_inputs, rows, d])
+                + bias.clone().unsqueeze_dim::<4>(2);
+            relu(e)
+                .swap_dims(1, 2)
+                .reshape([p, rows, n_inputs * shape.embedding_dim])
+        }
     };
     let tabm = shape.kind == NetKind::Tabm;
     let mut h = x.unsqueeze_dim::<4>(1);
@@ -364,7 +575,9 @@ pub fn forward<B: Backend>(
         if tabm {
             h = h * take().clone().unsqueeze_dim::<4>(2);
         }
-        h = h + take().clone().unsqueeze_dim::<4>(2);
+        if shape.norm != Norm::Batch {
+            h = h + take().clone().unsqueeze_dim::<4>(2);
+        }
         if shape.norm == Norm::Layer {
             let scale = take().clone().unsqueeze_dim::<4>(2);
             let shift = take().clone().unsqueeze_dim::<4>(2);
@@ -373,7 +586,30 @@ pub fn forward<B: Backend>(
             let mean = (h.clone() * masks.units.clone()).sum_dim(3) * masks.inv_width.clone();
             let centered = (h - mean) * masks.units.clone();
             let var = centered.clone().square().sum_dim(3) * masks.inv_width.clone();
-            h = centered / var.add_scalar(1e-5).sqrt() * scale + shift;
+            h = centered / var.add_scalar(NORM_EPSILON).sqrt() * scale + shift;
+        }
+        if shape.norm == Norm::Batch {
+            let scale = take().clone().unsqueeze_dim::<4>(2);
+            let shift = take().clone().unsqueeze_dim::<4>(2);
+            let running_mean = take().clone().unsqueeze_dim::<4>(2);
+            let running_var = take().clone().unsqueeze_dim::<4>(2);
+            // Per unit over the rows: the batch's real rows in training, the running
+            // statistics in evaluation. Padded units stay 0 (their values and shift are 0).
+            let normalized = match &masks.batch {
+                Some(batch) => {
+                    let mean =
+                        (h.clone() * batch.mask.clone()).sum_dim(2) * batch.inv_count.clone();
+                    let centered = (h - mean.clone()) * batch.mask.clone();
+                    let var = centered.clone().square().sum_dim(2) * batch.inv_count.clone();
+                    stats.push(BatchStats {
+                        mean,
+                        var: var.clone() * batch.unbias.clone(),
+                    });
+                    centered / var.add_scalar(NORM_EPSILON).sqrt()
+                }
+                None => (h - running_mean) / running_var.add_scalar(NORM_EPSILON).sqrt(),
+            };
+            h = normalized * scale + shift;
         }
         h = activate(shape.activation, h);
         if let Some(drop) = masks.dropout.get(l) {
@@ -390,5 +626,69 @@ pub fn forward<B: Backend>(
     if tabm {
         logits = logits * take().clone().unsqueeze_dim::<4>(2);
     }
-    logits + take().clone().unsqueeze_dim::<4>(2)
+    (logits + take().clone().unsqueeze_dim::<4>(2), stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use burn::backend::flex::FlexDevice;
+
+    use super::*;
+
+    #[test]
+    fn quantile_edges_interpolate_and_drop_repeats() {
+        let mut v: Vec<f32> = (0..=10).rev().map(|i| i as f32).collect();
+        assert_eq!(quantile_edges(&mut v, 4), vec![0.0, 2.5, 5.0, 7.5, 10.0]);
+        // Few distinct values: repeated quantiles collapse and the last edge fills the rest.
+        let mut v = vec![1.0, 2.0, 1.0, 1.0];
+        assert_eq!(quantile_edges(&mut v, 3), vec![1.0, 2.0, 2.0, 2.0]);
+        let mut v = vec![3.0; 5];
+        assert_eq!(quantile_edges(&mut v, 2), vec![3.0; 3]);
+        assert_eq!(quantile_edges(&mut [], 2), vec![0.0; 3]);
+    }
+
+    #[test]
+    fn piecewise_encoding_matches_the_paper_by_hand() {
+        let device = FlexDevice;
+        // Input 0: bins [0,1), [1,2), [2,4]; input 1: one real bin [0,1], then none; input 2:
+        // constant (no bins).
+        let edges = Tensor::<Flex, 3>::from_data(
+            TensorData::new(
+                vec![
+                    0.0f32, 1.0, 2.0, 4.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0,
+                ],
+                [1, 3, 4],
+            ),
+            &device,
+        );
+        let rows = [
+            [-1.0f32, 3.0, 5.0],
+            [0.5, 0.25, 2.0],
+            [1.5, -1.0, 0.0],
+            [5.0, 0.5, 9.0],
+        ];
+        let x = Tensor::<Flex, 3>::from_data(
+            TensorData::new(
+                rows.iter().flatten().copied().collect::<Vec<_>>(),
+                [1, 4, 3],
+            ),
+            &device,
+        );
+        let got: Vec<f32> = piecewise_encoding(x, &edges)
+            .into_data()
+            .into_vec()
+            .expect("f32");
+        #[rustfmt::skip]
+        let want = [
+            -1.0, 0.0, 0.0,   3.0, 0.0, 0.0,    0.0, 0.0, 0.0,
+            0.5, 0.0, 0.0,    0.25, 0.0, 0.0,   0.0, 0.0, 0.0,
+            1.0, 0.5, 0.0,    -1.0, 0.0, 0.0,   0.0, 0.0, 0.0,
+            1.0, 1.0, 1.5,    0.5, 0.0, 0.0,    0.0, 0.0, 0.0,
+        ];
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() < 1e-6, "value {i}: {g} vs {w}");
+        }
+    }
 }

@@ -36,6 +36,9 @@ pub enum Norm {
     None,
     /// Layer normalization (per row, over the layer's units), with a learned scale and shift.
     Layer,
+    /// Batch normalization (per unit, over the batch's rows; running statistics with momentum
+    /// 0.1 for evaluation, as PyTorch's `BatchNorm1d`), with a learned scale and shift.
+    Batch,
 }
 
 /// Embedding of the numeric inputs.
@@ -49,6 +52,12 @@ pub enum Embedding {
     /// `[sin(2π c_j x_j), cos(2π c_j x_j)]`, then a linear map shared by the inputs to
     /// `embedding_dim` values and a ReLU.
     Periodic,
+    /// Piecewise-linear encoding with quantile bins, "PLE-Q-LR" of Gorishniy et al. 2022: per
+    /// input, `n_bins` bins whose edges are quantiles of the member's *training* rows (saved
+    /// with the weights), the encoding `e_t = clamp((x − b_{t−1}) / (b_t − b_{t−1}))` (0..1, the
+    /// first bin unbounded below and the last unbounded above), then a linear map of the
+    /// input's own to `embedding_dim` values and a ReLU.
+    Piecewise,
 }
 
 /// Learning-rate schedule (after the linear warm-up).
@@ -88,8 +97,12 @@ pub struct NeuralParams {
     pub n_frequencies: usize,
     /// Standard deviation of the initial frequencies. Default 0.1.
     pub frequency_scale: f64,
-    /// Output size of the periodic embedding per input. Default 8.
+    /// Output size of the periodic or piecewise-linear embedding per input. Default 8.
     pub embedding_dim: usize,
+    /// Quantile bins per input of the piecewise-linear embedding (fewer where a feature has
+    /// fewer distinct values). Default 48.
+    #[serde(default = "default_n_bins")]
+    pub n_bins: usize,
     /// Training epochs (upper bound with early stopping). Default 60.
     pub epochs: usize,
     /// Rows per mini-batch. Default 256.
@@ -112,9 +125,17 @@ pub struct NeuralParams {
     pub seed: u64,
 }
 
+/// The most quantile bins per input.
+const MAX_BINS: usize = 1024;
+
+/// The default of `n_bins` (also for files written before it existed).
+fn default_n_bins() -> usize {
+    48
+}
+
 /// Parameter names `set` knows, for error messages.
 const KNOWN: &str = "depth, width, activation, dropout, norm, residual, k, embedding, \
-                     n_frequencies, frequency_scale, embedding_dim, epochs, batch_size, learning_rate, \
+                     n_frequencies, frequency_scale, embedding_dim, n_bins, epochs, batch_size, learning_rate, \
                      weight_decay, schedule, warmup, label_smoothing, clip_norm, patience, seed";
 
 impl NeuralParams {
@@ -138,6 +159,7 @@ impl NeuralParams {
             n_frequencies: 16,
             frequency_scale: 0.1,
             embedding_dim: 8,
+            n_bins: default_n_bins(),
             epochs: 60,
             batch_size: 256,
             learning_rate: 1e-3,
@@ -170,7 +192,8 @@ impl NeuralParams {
                 self.norm = match v {
                     "none" => Norm::None,
                     "layer" | "layernorm" => Norm::Layer,
-                    _ => return Err(ModelError::param(name, value, "none or layer")),
+                    "batch" | "batchnorm" => Norm::Batch,
+                    _ => return Err(ModelError::param(name, value, "none, layer or batch")),
                 };
             }
             "residual" => self.residual = parse(name, value, "true or false")?,
@@ -179,12 +202,20 @@ impl NeuralParams {
                 self.embedding = match v {
                     "none" => Embedding::None,
                     "periodic" => Embedding::Periodic,
-                    _ => return Err(ModelError::param(name, value, "none or periodic")),
+                    "piecewise" | "ple" => Embedding::Piecewise,
+                    _ => {
+                        return Err(ModelError::param(
+                            name,
+                            value,
+                            "none, periodic or piecewise",
+                        ));
+                    }
                 };
             }
             "n_frequencies" => self.n_frequencies = parse(name, value, "an integer ≥ 1")?,
             "frequency_scale" => self.frequency_scale = parse(name, value, "a number > 0")?,
             "embedding_dim" => self.embedding_dim = parse(name, value, "an integer ≥ 1")?,
+            "n_bins" => self.n_bins = parse(name, value, "an integer in 1..=1024")?,
             "epochs" | "rounds" => self.epochs = parse(name, value, "an integer ≥ 1")?,
             "batch_size" => self.batch_size = parse(name, value, "an integer ≥ 1")?,
             "learning_rate" | "lr" => self.learning_rate = parse(name, value, "a number > 0")?,
@@ -237,6 +268,13 @@ impl NeuralParams {
         positive("k", self.k)?;
         positive("n_frequencies", self.n_frequencies)?;
         positive("embedding_dim", self.embedding_dim)?;
+        if !(1..=MAX_BINS).contains(&self.n_bins) {
+            return Err(ModelError::param(
+                "n_bins",
+                self.n_bins,
+                &format!("an integer in 1..={MAX_BINS}"),
+            ));
+        }
         positive("epochs", self.epochs)?;
         positive("batch_size", self.batch_size)?;
         if self.kind == NetKind::Mlp && self.k != 1 {
@@ -300,6 +338,7 @@ impl NeuralParams {
             && self.embedding == other.embedding
             && self.n_frequencies == other.n_frequencies
             && self.embedding_dim == other.embedding_dim
+            && (self.embedding != Embedding::Piecewise || self.n_bins == other.n_bins)
             && self.epochs == other.epochs
             && self.batch_size == other.batch_size
             && self.schedule == other.schedule
@@ -363,6 +402,49 @@ mod tests {
         let mut p = NeuralParams::new(NetKind::Mlp);
         p.k = 4;
         assert!(p.check().expect_err("k").to_string().contains("`k`"));
+    }
+
+    #[test]
+    fn piecewise_embedding_and_batch_norm_parameters_are_checked() {
+        let mut p = NeuralParams::new(NetKind::Tabm);
+        p.set("embedding", "piecewise").expect("ok");
+        p.set("n_bins", "16").expect("ok");
+        p.set("norm", "batch").expect("ok");
+        assert_eq!(
+            (p.embedding, p.n_bins, p.norm),
+            (Embedding::Piecewise, 16, Norm::Batch)
+        );
+        p.check().expect("valid");
+        let m = p.set("embedding", "wavelet").expect_err("bad").to_string();
+        assert!(
+            m.contains("`embedding` = wavelet") && m.contains("piecewise"),
+            "{m}"
+        );
+        let m = p.set("norm", "group").expect_err("bad").to_string();
+        assert!(m.contains("`norm` = group") && m.contains("batch"), "{m}");
+        for bad in ["-3", "many", "1.5"] {
+            let m = p.set("n_bins", bad).expect_err("bad").to_string();
+            assert!(m.contains(&format!("`n_bins` = {bad}")), "{m}");
+        }
+        for bad in ["0", "5000"] {
+            p.set("n_bins", bad).expect("parses");
+            let m = p.check().expect_err("out of range").to_string();
+            assert!(m.contains("`n_bins`") && m.contains("1..=1024"), "{m}");
+        }
+        // The bin count fixes tensor shapes only with the piecewise embedding.
+        let a = NeuralParams::new(NetKind::Mlp);
+        let mut b = a.clone();
+        b.n_bins = 8;
+        assert!(a.stack_compatible(&b));
+        let mut a = a;
+        a.embedding = Embedding::Piecewise;
+        b.embedding = Embedding::Piecewise;
+        assert!(!a.stack_compatible(&b));
+        // Files written before `n_bins` existed read with the default.
+        let mut json = serde_json::to_value(NeuralParams::new(NetKind::Mlp)).expect("json");
+        json.as_object_mut().expect("object").remove("n_bins");
+        let old: NeuralParams = serde_json::from_value(json).expect("old file");
+        assert_eq!(old.n_bins, 48);
     }
 
     #[test]

@@ -14,7 +14,8 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use tabtune_features::rng::SplitMix64;
 use tabtune_models::gbdt::Control;
 use tabtune_models::nn::{
-    Masks, NamedTensor, NetShape, NeuralModel, NeuralParams, Role, forward, uniform,
+    BATCH_NORM_MOMENTUM, BatchRows, BatchStats, Masks, NamedTensor, NetShape, NeuralModel,
+    NeuralParams, Norm, Role, forward, forward_with_stats, quantile_edges, uniform,
 };
 
 use super::device::{BackendJob, DeviceChoice, dispatch};
@@ -304,10 +305,27 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         let shape = NetShape::new(&members[0].params, data.feature_names.len(), data.n_classes)
             .with_width(width);
         let specs = shape.layout();
-        // Each member's initial values come from its own seed and width only.
+        // Each member's initial values come from its own seed and width only; its bin edges
+        // from its own training rows only (never its validation rows).
+        let n_features = data.feature_names.len();
         let inits: Vec<Vec<Vec<f32>>> = members
             .iter()
-            .map(|m| shape.init_member(m.params.width, m.params.frequency_scale, m.params.seed))
+            .map(|m| {
+                let mut init =
+                    shape.init_member(m.params.width, m.params.frequency_scale, m.params.seed);
+                if let Some(at) = shape.edges_index() {
+                    let x = &data.blocks[m.block].x;
+                    let mut column = Vec::with_capacity(m.train_rows.len());
+                    let mut edges = Vec::with_capacity(n_features * (shape.n_bins + 1));
+                    for j in 0..n_features {
+                        column.clear();
+                        column.extend(m.train_rows.iter().map(|&r| x[r * n_features + j]));
+                        edges.extend(quantile_edges(&mut column, shape.n_bins));
+                    }
+                    init[at] = edges;
+                }
+                init
+            })
             .collect();
         let params: Vec<Tensor<Inner<B>, 3>> = specs
             .iter()
@@ -328,7 +346,6 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         for b in &data.blocks {
             x.extend_from_slice(&b.x);
         }
-        let n_features = data.feature_names.len();
         let x_all = Tensor::<B, 2>::from_data(
             TensorData::new(x, [data.blocks.len() * data.n_rows, n_features]),
             &device,
@@ -559,10 +576,23 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                 ));
             }
         }
+        if self.shape.norm == Norm::Batch {
+            let counts: Vec<usize> = batches.iter().map(|rows| rows.len()).collect();
+            masks.batch = Some(BatchRows::new(&counts, batch, &self.device));
+        }
+        // Edges and running statistics are inputs, not trained.
         let weights: Vec<Tensor<B, 3>> = self
             .params
             .iter()
-            .map(|t| Tensor::from_inner(t.clone()).require_grad())
+            .zip(&self.specs)
+            .map(|(t, spec)| {
+                let t = Tensor::from_inner(t.clone());
+                if spec.role.trainable() {
+                    t.require_grad()
+                } else {
+                    t
+                }
+            })
             .collect();
         let index =
             Tensor::<B, 1, Int>::from_data(TensorData::new(index, [p * batch]), &self.device);
@@ -575,7 +605,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             TensorData::new(target, [p, 1, batch, n_classes]),
             &self.device,
         );
-        let logits = forward(&self.shape, &weights, x, &masks);
+        let (logits, stats) = forward_with_stats(&self.shape, &weights, x, &masks);
         // Per member: mean over the k ensemble members of the batch-mean cross-entropy.
         let member_loss = (log_softmax(logits, 3) * target)
             .sum_dim(3)
@@ -619,14 +649,19 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         let clip_t = member_tensor::<Inner<B>>(clip, p, dev);
         let c1_t = member_tensor::<Inner<B>>(c1, p, dev);
         let c2_t = member_tensor::<Inner<B>>(c2, p, dev);
-        let grads: Vec<Tensor<Inner<B>, 3>> = weights
+        let grads: Vec<Option<Tensor<Inner<B>, 3>>> = weights
             .iter()
             .zip(&self.params)
-            .map(|(w, t)| w.grad(&grads).unwrap_or_else(|| t.zeros_like()))
+            .zip(&self.specs)
+            .map(|((w, t), spec)| {
+                spec.role
+                    .trainable()
+                    .then(|| w.grad(&grads).unwrap_or_else(|| t.zeros_like()))
+            })
             .collect();
         // Global gradient norm per member; scale = clip / max(norm, clip).
         let mut norm_sq = Tensor::<Inner<B>, 3>::zeros([p, 1, 1], dev);
-        for g in &grads {
+        for g in grads.iter().flatten() {
             norm_sq = norm_sq + g.clone().square().sum_dim(2).sum_dim(1);
         }
         let scale = clip_t.clone() / norm_sq.sqrt().max_pair(clip_t);
@@ -635,7 +670,9 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         } else {
             Some(self.member_mask(&has_rows.iter().map(|h| !h).collect::<Vec<_>>()))
         };
+        self.update_running_stats(stats, skip.as_ref());
         for (i, g) in grads.into_iter().enumerate() {
+            let Some(g) = g else { continue };
             let g = g * scale.clone();
             let m = self.adam_m[i].clone().mul_scalar(BETA1) + g.clone().mul_scalar(1.0 - BETA1);
             let v = self.adam_v[i].clone().mul_scalar(BETA2) + g.square().mul_scalar(1.0 - BETA2);
@@ -662,6 +699,42 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             }
         }
         loss_values
+    }
+
+    /// Moves each batch-norm layer's running statistics toward this step's batch statistics
+    /// (members flagged in `skip` had no rows and keep theirs).
+    fn update_running_stats(
+        &mut self,
+        stats: Vec<BatchStats<B>>,
+        skip: Option<&Tensor<Inner<B>, 3, Bool>>,
+    ) {
+        if stats.is_empty() {
+            return;
+        }
+        let means = self.role_indices(Role::RunningMean);
+        let vars = self.role_indices(Role::RunningVar);
+        for ((stat, mean_at), var_at) in stats.into_iter().zip(means).zip(vars) {
+            for (at, value) in [(mean_at, stat.mean), (var_at, stat.var)] {
+                let old = self.params[at].clone();
+                let dims = old.dims();
+                let new = old.clone().mul_scalar(1.0 - BATCH_NORM_MOMENTUM)
+                    + value.inner().reshape(dims).mul_scalar(BATCH_NORM_MOMENTUM);
+                self.params[at] = match skip {
+                    None => new,
+                    Some(mask) => new.mask_where(mask.clone().expand(dims), old),
+                };
+            }
+        }
+    }
+
+    /// Positions in the layout of the tensors of `role`, in order.
+    fn role_indices(&self, role: Role) -> Vec<usize> {
+        self.specs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.role == role)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Validation log loss, accuracy and probabilities of every active member with

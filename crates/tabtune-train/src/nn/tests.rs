@@ -216,6 +216,130 @@ fn population_of_different_widths_equals_separate_runs() {
     }
 }
 
+/// The tensor `name` of a result.
+fn tensor<'a>(r: &'a MemberResult, name: &str) -> &'a [f32] {
+    &r.model
+        .tensors
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no tensor {name}"))
+        .values
+}
+
+#[test]
+fn population_with_piecewise_embeddings_equals_separate_runs_and_bins_see_training_rows_only() {
+    // Folds with their own rows and data blocks, of different widths, MLP and TabM: each
+    // member's bin edges come from its own training rows.
+    let mut d = data(3);
+    // Validation rows far outside the training range: edges computed on them would show.
+    for (b, block) in d.blocks.iter_mut().enumerate() {
+        for r in (0..N).filter(|r| r % (3 + b) == b) {
+            block.x[r * F] = 1000.0 + r as f32;
+        }
+    }
+    for kind in [NetKind::Mlp, NetKind::Tabm] {
+        let members: Vec<Member> = (0..3)
+            .map(|fold| {
+                let (tr, va) = split(3 + fold, fold);
+                let mut p = small(kind);
+                p.embedding = Embedding::Piecewise;
+                p.n_bins = 6;
+                p.embedding_dim = 4;
+                p.width = [16, 8, 12][fold];
+                p.dropout = 0.1;
+                p.seed = 40 + fold as u64;
+                p.epochs = 3;
+                member(p, fold, tr, va)
+            })
+            .collect();
+        let together = train(&d, &members, &mut continue_all);
+        for (i, m) in members.iter().enumerate() {
+            let alone = train(&d, std::slice::from_ref(m), &mut continue_all);
+            assert_close(
+                &together[i],
+                &alone[0],
+                1e-4,
+                &format!("{kind:?} member {i}"),
+            );
+            let edges = tensor(&together[i], "embedding.edges");
+            assert_eq!(edges.len(), F * 7);
+            let x = &d.blocks[m.block].x;
+            for j in 0..F {
+                let mut column: Vec<f32> = m.train_rows.iter().map(|&r| x[r * F + j]).collect();
+                let want = tabtune_models::nn::quantile_edges(&mut column, 6);
+                assert_eq!(&edges[j * 7..(j + 1) * 7], want.as_slice(), "feature {j}");
+            }
+            assert!(
+                edges[6] < 100.0,
+                "the last edge of f0 ignores validation rows"
+            );
+        }
+        let h = &together[0].history;
+        assert!(
+            h[2].train_loss < h[0].train_loss,
+            "{kind:?} learns with piecewise embeddings: {h:?}"
+        );
+    }
+}
+
+#[test]
+fn population_with_batch_norm_equals_separate_runs_and_keeps_running_statistics() {
+    // Folds of different sizes (their last batches differ, members run out at different
+    // steps), different widths, residual connections: batch statistics per member.
+    let d = data(3);
+    for kind in [NetKind::Mlp, NetKind::Tabm] {
+        let members: Vec<Member> = (0..3)
+            .map(|fold| {
+                let (tr, va) = split(3 + fold, fold);
+                let mut p = small(kind);
+                p.norm = Norm::Batch;
+                p.residual = true;
+                p.width = [16, 12, 8][fold];
+                p.dropout = 0.1;
+                p.seed = 60 + fold as u64;
+                p.epochs = 3;
+                member(p, fold, tr, va)
+            })
+            .collect();
+        let together = train(&d, &members, &mut continue_all);
+        for (i, m) in members.iter().enumerate() {
+            let alone = train(&d, std::slice::from_ref(m), &mut continue_all);
+            assert_close(
+                &together[i],
+                &alone[0],
+                1e-4,
+                &format!("{kind:?} member {i}"),
+            );
+            let k = if kind == NetKind::Tabm { 4 } else { 1 };
+            let mean = tensor(&together[i], "layers.0.running_mean");
+            let var = tensor(&together[i], "layers.0.running_var");
+            assert_eq!(mean.len(), k * m.params.width);
+            assert!(mean.iter().any(|v| v.abs() > 1e-3), "running mean moved");
+            assert!(var.iter().all(|v| *v > 0.0) && var.iter().any(|v| (v - 1.0).abs() > 1e-3));
+        }
+        // Evaluation uses the running statistics: the saved model predicts what the trainer
+        // measured on the validation rows.
+        let r = &together[1];
+        let valid = &members[1].valid_rows;
+        let x = ndarray::Array2::from_shape_fn((valid.len(), F), |(row, c)| {
+            d.blocks[1].x[valid[row] * F + c]
+        });
+        let dir =
+            std::env::temp_dir().join(format!("tabtune-nn-bn-{}-{kind:?}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("model.json");
+        r.model.save(&path).expect("save");
+        let loaded = NeuralModel::load(&path).expect("load");
+        std::fs::remove_dir_all(&dir).ok();
+        let proba = loaded.predict_proba(x.view()).expect("predict");
+        for (a, b) in proba.iter().zip(&r.valid_proba) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let h = &r.history;
+        assert!(h[2].train_loss < h[0].train_loss, "{kind:?} learns: {h:?}");
+    }
+}
+
 #[test]
 fn population_pruned_member_is_masked_out_and_the_others_are_unaffected() {
     let d = data(1);
