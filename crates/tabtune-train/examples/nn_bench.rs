@@ -6,8 +6,9 @@
 //! seeds) as one population vs the same P trials one after another.
 //! `nn_bench population-vs-one DATA.csv P EPOCHS [DEVICE]`: P trials as one population vs ONE
 //! trial (the GPU target: 64 trials in under 3× one trial's time).
-//! `nn_bench cv DATA.csv MODEL [DEVICE]`: 5-fold CV of the default `mlp` or `tabm` (the folds
-//! train as one population), as `tabtune train` runs it.
+//! `nn_bench cv DATA.csv MODEL [DEVICE [KEY=VALUE ...]]`: 5-fold CV of `mlp` or `tabm` with its
+//! defaults, or with the given hyperparameters overridden (the folds train as one population), as
+//! `tabtune train --model MODEL --param KEY=VALUE` runs it.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -126,7 +127,15 @@ fn main() {
             let model = args.get(2).map_or("mlp", String::as_str);
             let choice = device::select(DeviceRequest::parse(&device_arg(3)).unwrap()).unwrap();
             let family = tabtune_train::Family::parse(model).unwrap();
-            let params = family.params(&[]).unwrap();
+            let overrides: Vec<(String, String)> = args
+                .iter()
+                .skip(4)
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').expect("overrides are KEY=VALUE");
+                    (k.to_owned(), v.to_owned())
+                })
+                .collect();
+            let params = family.params(&overrides).unwrap();
             let kfold = tabtune_features::KFold {
                 folds: 5,
                 repeats: 1,
@@ -148,6 +157,7 @@ fn main() {
                 serde_json::json!({
                     "bench": "cv",
                     "model": model,
+                    "overrides": overrides,
                     "device": choice.name,
                     "adapter": choice.adapter,
                     "folds": report.folds.len(),
