@@ -257,3 +257,83 @@ fn bad_models_and_parameters_exit_2_naming_them() {
     assert_eq!(code, Some(2));
     assert!(err.contains("has only 10 rows"), "{err}");
 }
+
+#[test]
+fn neural_train_writes_each_folds_best_epoch_checkpoint() {
+    use tabtune_models::nn::NeuralModel;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("t.csv");
+    std::fs::write(&path, synthetic_obesity_csv(210, 4)).expect("write");
+    let v = json_of(
+        tabtune(tmp.path())
+            .args([
+                "train", "--json", "--model", "mlp", "--device", "cpu", "--folds", "2",
+            ])
+            .args(["--param", "epochs=6", "--param", "width=16"])
+            .args(["--param", "embedding=piecewise", "--param", "n_bins=8"])
+            .args(["--param", "norm=batch", "--input"])
+            .arg(&path),
+        0,
+    );
+    let dir = tmp.path().join("checkpoints/obesity-mlp-cv");
+    assert_eq!(v["checkpoints"], "checkpoints/obesity-mlp-cv");
+    let folds = v["fold_results"].as_array().expect("folds");
+    assert_eq!(folds.len(), 2);
+    for (i, fold) in folds.iter().enumerate() {
+        let file = dir.join(format!("fold-0-{i}.safetensors"));
+        let (model, info) = NeuralModel::load_checkpoint(&file).expect("a whole checkpoint");
+        // The fold's best epoch, with the validation scores the report shows for it.
+        assert_eq!(Some(info.epoch as u64), fold["rounds"].as_u64(), "fold {i}");
+        assert_eq!(model.best_epoch, info.epoch);
+        let logloss = fold["logloss"].as_f64().expect("logloss");
+        assert!((info.valid_logloss.expect("validated") - logloss).abs() < 1e-12);
+        assert_eq!(model.params.n_bins, 8);
+        assert!(model.tensors.iter().any(|t| t.name == "embedding.edges"));
+    }
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "only the checkpoints, no temporary files: {names:?}"
+    );
+
+    // A checkpoint that cannot be written (its folder is a file) fails the run, naming it.
+    std::fs::write(tmp.path().join("blocked"), "a file").expect("write");
+    let out = tabtune(tmp.path())
+        .args(["train", "--model", "mlp", "--device", "cpu", "--folds", "2"])
+        .args(["--param", "epochs=2", "--param", "width=8"])
+        .args(["--checkpoint-dir", "blocked", "--input"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("checkpoint") && err.contains("blocked"),
+        "{err}"
+    );
+
+    // Bad embedding settings exit 2, naming the parameter.
+    for (param, named) in [
+        ("n_bins=0", "`n_bins`"),
+        ("n_bins=lots", "`n_bins` = lots"),
+        ("embedding=spline", "`embedding` = spline"),
+        ("norm=group", "`norm` = group"),
+    ] {
+        let out = tabtune(tmp.path())
+            .args([
+                "train", "--model", "tabm", "--device", "cpu", "--param", param,
+            ])
+            .arg("--input")
+            .arg(&path)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{param}: {err}");
+        assert!(err.contains(named), "{param}: {err}");
+    }
+}

@@ -201,6 +201,11 @@ pub struct TrainArgs {
     /// folder (for example checkpoints/obesity-lgbm).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+    /// mlp and tabm: folder of the best-epoch checkpoints, one file per fold
+    /// (`fold-<repeat>-<fold>.safetensors`, replaced atomically whenever that fold's validation
+    /// log loss improves) [default: checkpoints/<task>-<model>-cv].
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
     /// MLflow tracking server: the run is logged there too (params, per-fold and CV metrics,
     /// the bundle with --save). Always logged: reports/runs and reports/tensorboard.
     #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]

@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde_json::json;
 use tabtune_features::io::write_atomic;
 use tabtune_features::{FeaturesError, KFold, PreprocessorSpec, Table, TargetPresence};
+use tabtune_models::nn::CheckpointInfo;
 use tabtune_train::nn::{Control, DeviceChoice, DeviceRequest, device};
 use tabtune_train::{CvReport, Family, ModelParams, argmax, cross_validate_on};
 
@@ -26,7 +27,7 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     let params = family.params(&overrides)?;
     let request = DeviceRequest::parse(&args.device)?;
     let device = if family.is_neural() {
-        device::select(request)?
+        device::select(request)?.with_checkpoints()
     } else {
         DeviceChoice::cpu("tree families run on the CPU")
     };
@@ -55,7 +56,31 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
         _ => 0,
     };
     let epoch_bar = bar.clone();
+    // Neural folds: each fold's best epoch so far is written to its checkpoint file.
+    let checkpoint_dir = family.is_neural().then(|| {
+        args.checkpoint_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(format!("checkpoints/{}-{}-cv", config.name, family.name()))
+        })
+    });
+    let mut checkpoint_error: Option<anyhow::Error> = None;
     let mut on_epoch = |member: usize, m: &tabtune_train::nn::EpochMetrics| {
+        if let (Some(dir), Some(model)) = (&checkpoint_dir, &m.best_model) {
+            let path = dir.join(checkpoint_name(member, kfold.folds));
+            let info = CheckpointInfo {
+                epoch: m.epoch,
+                valid_logloss: m.valid_logloss,
+                valid_accuracy: m.valid_accuracy,
+            };
+            if checkpoint_error.is_none()
+                && let Err(e) = model.save_checkpoint(&path, &info)
+            {
+                checkpoint_error = Some(anyhow::anyhow!("best-epoch checkpoint: {e}"));
+            }
+        }
+        if checkpoint_error.is_some() {
+            // A checkpoint that cannot be written stops the run (reported below).
+            return Control::Stop;
+        }
         if member == 0 {
             epoch_bar.set_message(format!(
                 "{} on {}: {total} folds as one population, epoch {}/{epochs}, fold 0 valid \
@@ -102,6 +127,9 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
         &mut on_epoch,
     );
     bar.finish_and_clear();
+    if let Some(e) = checkpoint_error {
+        return Err(e);
+    }
     let report = report?;
 
     let oof_path = args.oof.clone().unwrap_or_else(|| {
@@ -159,6 +187,7 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     if ctx.json {
         output::json(&json!({
             "bundle": bundle,
+            "checkpoints": checkpoint_dir,
             "model": family.name(),
             "device": report.device,
             "folds": report.folds.len(),
@@ -223,12 +252,28 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
             report.seconds,
             oof_path.display()
         ));
+        if let Some(dir) = &checkpoint_dir {
+            s.push_str(&format!(
+                "best-epoch checkpoints (one per fold): {}\n",
+                dir.display()
+            ));
+        }
         if let Some(b) = &bundle {
             s.push_str(&format!("bundle (fitted on all rows): {}\n", b.display()));
         }
         output::text(&s);
     }
     Ok(())
+}
+
+/// The checkpoint file of population member `member` of a CV run: the folds of every repeat,
+/// repeat by repeat, `fold-<repeat>-<fold>.safetensors`.
+fn checkpoint_name(member: usize, folds: usize) -> String {
+    format!(
+        "fold-{}-{}.safetensors",
+        member / folds.max(1),
+        member % folds.max(1)
+    )
 }
 
 /// Fits the model on every row and writes it as a bundle; returns its folder.

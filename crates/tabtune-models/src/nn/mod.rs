@@ -8,7 +8,10 @@ mod model;
 mod net;
 mod params;
 
-pub use model::{NEURAL_FORMAT, NEURAL_FORMAT_VERSION, NamedTensor, NeuralModel};
+pub use model::{
+    CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, CheckpointInfo, NEURAL_FORMAT,
+    NEURAL_FORMAT_VERSION, NamedTensor, NeuralModel,
+};
 pub use net::{
     BATCH_NORM_MOMENTUM, BatchRows, BatchStats, Masks, NetShape, Role, TensorSpec, forward,
     forward_with_stats, quantile_edges, uniform,

@@ -19,6 +19,14 @@ pub const NEURAL_FORMAT: &str = "tabtune-neural";
 /// Version of the neural model format.
 pub const NEURAL_FORMAT_VERSION: u32 = 1;
 
+/// Name of the single-file checkpoint format (a safetensors file whose metadata holds the
+/// model description).
+pub const CHECKPOINT_FORMAT: &str = "tabtune-neural-checkpoint";
+/// Version of the checkpoint format.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// The safetensors metadata key holding the checkpoint's JSON description.
+const CHECKPOINT_KEY: &str = "tabtune";
+
 /// Rows per forward pass when predicting (bounds memory on large files).
 const PREDICT_CHUNK: usize = 4096;
 
@@ -61,6 +69,29 @@ struct NeuralFile {
     weights: String,
     /// Tensor names and shapes, in layout order.
     tensors: Vec<(String, [usize; 2])>,
+}
+
+/// What a checkpoint records besides the model: the epoch of its weights and their
+/// validation scores.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// Epoch of the weights, from 1.
+    pub epoch: usize,
+    /// Validation log loss at that epoch.
+    pub valid_logloss: Option<f64>,
+    /// Validation accuracy at that epoch.
+    pub valid_accuracy: Option<f64>,
+}
+
+/// The JSON description inside a checkpoint's safetensors metadata.
+#[derive(Serialize, Deserialize)]
+struct CheckpointFile {
+    format: String,
+    format_version: u32,
+    params: NeuralParams,
+    feature_names: Vec<String>,
+    n_classes: usize,
+    info: CheckpointInfo,
 }
 
 impl NeuralModel {
@@ -130,9 +161,12 @@ impl NeuralModel {
         path.with_extension("safetensors")
     }
 
-    /// Writes `path` (JSON) and the weights beside it ([`Self::weights_path`]), each atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let weights_path = Self::weights_path(path);
+    /// The weights as safetensors bytes, with `metadata`.
+    fn safetensors_bytes(
+        &self,
+        path: &Path,
+        metadata: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Vec<u8>> {
         let bytes: Vec<Vec<u8>> = self
             .tensors
             .iter()
@@ -152,10 +186,86 @@ impl NeuralModel {
                 .map_err(|e| ModelError::Data(format!("tensor {}: {e}", t.name)))
             })
             .collect::<Result<Vec<_>>>()?;
-        let blob = safetensors::tensor::serialize(views, None).map_err(|e| ModelError::Load {
-            path: weights_path.clone(),
+        safetensors::tensor::serialize(views, metadata).map_err(|e| ModelError::Load {
+            path: path.to_owned(),
             message: format!("cannot serialize the weights: {e}"),
+        })
+    }
+
+    /// Writes a one-file checkpoint of this model at `path`: a safetensors file whose
+    /// metadata describes the model and `info`. The file is written to a temporary file beside
+    /// `path` and renamed over it, so `path` always holds a whole checkpoint (the previous one
+    /// until the rename), whatever happens mid-write.
+    pub fn save_checkpoint(&self, path: &Path, info: &CheckpointInfo) -> Result<()> {
+        let file = CheckpointFile {
+            format: CHECKPOINT_FORMAT.to_owned(),
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            params: self.params.clone(),
+            feature_names: self.feature_names.clone(),
+            n_classes: self.n_classes,
+            info: info.clone(),
+        };
+        let json = serde_json::to_string(&file).map_err(|e| ModelError::Load {
+            path: path.to_owned(),
+            message: format!("cannot describe the checkpoint: {e}"),
         })?;
+        let metadata = std::iter::once((CHECKPOINT_KEY.to_owned(), json)).collect();
+        let blob = self.safetensors_bytes(path, Some(metadata))?;
+        tabtune_features::io::write_bytes_atomic(path, &blob).map_err(|e| ModelError::Load {
+            path: path.to_owned(),
+            message: format!("cannot write: {e}"),
+        })
+    }
+
+    /// Reads a checkpoint written by [`Self::save_checkpoint`], checking its format and every
+    /// tensor against the architecture it describes.
+    pub fn load_checkpoint(path: &Path) -> Result<(Self, CheckpointInfo)> {
+        let err = |message: String| ModelError::Load {
+            path: path.to_owned(),
+            message,
+        };
+        let blob = std::fs::read(path).map_err(|e| ModelError::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&blob)
+            .map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let json = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(CHECKPOINT_KEY))
+            .ok_or_else(|| {
+                err(format!(
+                    "no `{CHECKPOINT_KEY}` metadata: not a {CHECKPOINT_FORMAT} file"
+                ))
+            })?;
+        let file: CheckpointFile = serde_json::from_str(json)
+            .map_err(|e| err(format!("bad `{CHECKPOINT_KEY}` metadata: {e}")))?;
+        if file.format != CHECKPOINT_FORMAT || file.format_version != CHECKPOINT_FORMAT_VERSION {
+            return Err(err(format!(
+                "format {} version {}; expected {CHECKPOINT_FORMAT} version \
+                 {CHECKPOINT_FORMAT_VERSION}",
+                file.format, file.format_version
+            )));
+        }
+        let st = safetensors::SafeTensors::deserialize(&blob)
+            .map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let shape = NetShape::new(&file.params, file.feature_names.len(), file.n_classes);
+        let tensors = read_tensors(&st, &shape, &err)?;
+        let model = Self {
+            params: file.params,
+            feature_names: file.feature_names,
+            n_classes: file.n_classes,
+            best_epoch: file.info.epoch,
+            tensors,
+        };
+        Ok((model, file.info))
+    }
+
+    /// Writes `path` (JSON) and the weights beside it ([`Self::weights_path`]), each atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let weights_path = Self::weights_path(path);
+        let blob = self.safetensors_bytes(&weights_path, None)?;
         tabtune_features::io::write_bytes_atomic(&weights_path, &blob).map_err(|e| {
             ModelError::Load {
                 path: weights_path.clone(),
@@ -198,31 +308,7 @@ impl NeuralModel {
         let st = safetensors::SafeTensors::deserialize(&blob)
             .map_err(|e| err(format!("not a safetensors file: {e}")))?;
         let shape = NetShape::new(&file.params, file.feature_names.len(), file.n_classes);
-        let mut tensors = Vec::new();
-        for spec in shape.layout() {
-            let view = st
-                .tensor(&spec.name)
-                .map_err(|e| err(format!("tensor `{}`: {e}", spec.name)))?;
-            if view.dtype() != safetensors::Dtype::F32 || view.shape() != spec.dims {
-                return Err(err(format!(
-                    "tensor `{}` is {:?} {:?}; expected F32 {:?}",
-                    spec.name,
-                    view.dtype(),
-                    view.shape(),
-                    spec.dims
-                )));
-            }
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            tensors.push(NamedTensor {
-                name: spec.name,
-                dims: spec.dims,
-                values,
-            });
-        }
+        let tensors = read_tensors(&st, &shape, &err)?;
         Ok(Self {
             params: file.params,
             feature_names: file.feature_names,
@@ -231,6 +317,40 @@ impl NeuralModel {
             tensors,
         })
     }
+}
+
+/// Every tensor of `shape`'s layout from `st`, checked by name, dtype and shape.
+fn read_tensors(
+    st: &safetensors::SafeTensors<'_>,
+    shape: &NetShape,
+    err: &dyn Fn(String) -> ModelError,
+) -> Result<Vec<NamedTensor>> {
+    let mut tensors = Vec::new();
+    for spec in shape.layout() {
+        let view = st
+            .tensor(&spec.name)
+            .map_err(|e| err(format!("tensor `{}`: {e}", spec.name)))?;
+        if view.dtype() != safetensors::Dtype::F32 || view.shape() != spec.dims {
+            return Err(err(format!(
+                "tensor `{}` is {:?} {:?}; expected F32 {:?}",
+                spec.name,
+                view.dtype(),
+                view.shape(),
+                spec.dims
+            )));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.push(NamedTensor {
+            name: spec.name,
+            dims: spec.dims,
+            values,
+        });
+    }
+    Ok(tensors)
 }
 
 #[cfg(test)]
@@ -345,6 +465,53 @@ mod tests {
                 assert_ne!(q, p, "{kind:?}: {name} is not used");
             }
         }
+    }
+
+    #[test]
+    fn checkpoints_round_trip_in_one_file_and_damage_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("fold-0-0.safetensors");
+        let info = CheckpointInfo {
+            epoch: 7,
+            valid_logloss: Some(0.41),
+            valid_accuracy: Some(0.875),
+        };
+        let mut m = model(NetKind::Tabm);
+        m.best_epoch = 7;
+        m.save_checkpoint(&path, &info).expect("save");
+        // One file, nothing left beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("fold-0-0.safetensors")]
+        );
+        let (back, back_info) = NeuralModel::load_checkpoint(&path).expect("load");
+        assert_eq!((back, back_info), (m.clone(), info.clone()));
+        // A plain bundle weights file is not a checkpoint.
+        let json = dir.path().join("model.json");
+        m.save(&json).expect("save");
+        let e = NeuralModel::load_checkpoint(&NeuralModel::weights_path(&json))
+            .expect_err("no metadata")
+            .to_string();
+        assert!(
+            e.contains("model.safetensors") && e.contains("not a tabtune-neural-checkpoint"),
+            "{e}"
+        );
+        // A cut file (what a non-atomic write could leave) is refused, naming the file.
+        let bytes = std::fs::read(&path).expect("read");
+        let cut = dir.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+        let e = NeuralModel::load_checkpoint(&cut)
+            .expect_err("cut")
+            .to_string();
+        assert!(e.contains("cut.safetensors"), "{e}");
+        let e = NeuralModel::load_checkpoint(&dir.path().join("none.safetensors"))
+            .expect_err("missing")
+            .to_string();
+        assert!(e.contains("none.safetensors"), "{e}");
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct DeviceChoice {
     pub adapter: Option<String>,
     /// Why this device (for `auto`) or what was found.
     pub reason: String,
+    /// Whether training hands each member's new best weights to the `on_epoch` hook
+    /// ([`super::EpochMetrics::best_model`]) so the caller can write best-epoch checkpoints.
+    /// Off unless [`Self::with_checkpoints`] (it copies weights to the host on improvement).
+    pub checkpoints: bool,
 }
 
 impl DeviceChoice {
@@ -84,7 +88,15 @@ impl DeviceChoice {
             name: "cpu".to_owned(),
             adapter: None,
             reason: reason.to_owned(),
+            checkpoints: false,
         }
+    }
+
+    /// The same device, with best-epoch weights handed to the `on_epoch` hook.
+    #[must_use]
+    pub fn with_checkpoints(mut self) -> Self {
+        self.checkpoints = true;
+        self
     }
 }
 
@@ -107,6 +119,7 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                 name: format!("cuda:{i}"),
                 adapter: Some(cards[i].clone()),
                 reason: "requested".to_owned(),
+                checkpoints: false,
             }),
             Ok(cards) => Err(TrainError::Invalid(format!(
                 "--device cuda:{i}: this machine has {} CUDA device(s)",
@@ -124,6 +137,7 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                 } else {
                     "requested".to_owned()
                 },
+                checkpoints: false,
             }),
             Err(why) => Err(TrainError::Invalid(format!("--device wgpu: {why}"))),
         },
@@ -135,6 +149,7 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                         name: "cuda:0".to_owned(),
                         adapter: Some(cards[0].clone()),
                         reason: format!("auto: {} CUDA device(s) found", cards.len()),
+                        checkpoints: false,
                     });
                 }
                 Ok(_) => "no CUDA device".to_owned(),
@@ -147,6 +162,7 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                         name: "wgpu".to_owned(),
                         adapter: Some(name.clone()),
                         reason: format!("auto: no CUDA ({cuda_why}); wgpu GPU adapter {name}"),
+                        checkpoints: false,
                     });
                 }
                 Ok((name, true)) => format!("wgpu adapter {name} is a CPU adapter"),

@@ -6,6 +6,7 @@
 //! float tolerance: all per-member randomness comes from the member's own seed, and nothing
 //! couples members (the loss is a sum of per-member losses, AdamW and clipping are per member).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::activation::{log_softmax, softmax};
@@ -121,6 +122,12 @@ pub struct EpochMetrics {
     pub learning_rate: f64,
     /// Seconds since training started.
     pub seconds: f64,
+    /// The member's new best weights, when this epoch improved its validation log loss (or
+    /// it has no validation rows) and the device choice asks for them
+    /// ([`DeviceChoice::with_checkpoints`]): what a caller writes as the best-epoch checkpoint.
+    /// Never kept in [`MemberResult::history`].
+    #[serde(skip)]
+    pub best_model: Option<Arc<NeuralModel>>,
 }
 
 /// Why a member stopped.
@@ -173,6 +180,7 @@ pub fn train_population(
             data,
             members,
             on_epoch,
+            checkpoints: device.checkpoints,
         },
     )?
 }
@@ -249,13 +257,16 @@ struct Job<'a> {
     data: &'a PopulationData,
     members: &'a [Member],
     on_epoch: &'a mut dyn FnMut(usize, &EpochMetrics) -> Control,
+    checkpoints: bool,
 }
 
 impl BackendJob for Job<'_> {
     type Output = Result<Vec<MemberResult>>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        Ok(Trainer::<B>::new(self.data, self.members, device).run(self.on_epoch))
+        let mut trainer = Trainer::<B>::new(self.data, self.members, device);
+        trainer.checkpoints = self.checkpoints;
+        Ok(trainer.run(self.on_epoch))
     }
 }
 
@@ -291,6 +302,8 @@ struct Trainer<'a, B: AutodiffBackend> {
     adam_m: Vec<Tensor<Inner<B>, 3>>,
     adam_v: Vec<Tensor<Inner<B>, 3>>,
     state: Vec<MemberState>,
+    /// Whether the hook gets each improved member's best weights.
+    checkpoints: bool,
 }
 
 fn member_tensor<BK: Backend>(values: Vec<f32>, p: usize, device: &BK::Device) -> Tensor<BK, 3> {
@@ -381,6 +394,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             adam_v: zeros,
             params,
             state,
+            checkpoints: false,
         }
     }
 
@@ -444,6 +458,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                 .expect("a float tensor reads back as f32");
             let evaluated = self.evaluate(&eval_masks);
             let mut improved = vec![false; p];
+            let mut epoch_metrics: Vec<Option<EpochMetrics>> = vec![None; p];
             for m in 0..p {
                 if !self.state[m].active {
                     continue;
@@ -461,6 +476,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                     valid_accuracy,
                     learning_rate: s.lr,
                     seconds: start.elapsed().as_secs_f64(),
+                    best_model: None,
                 };
                 let score = valid_logloss.unwrap_or(f64::NEG_INFINITY);
                 if valid_logloss.is_none() || score < s.best_loss {
@@ -474,14 +490,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                     s.since_best += 1;
                 }
                 s.history.push(metrics.clone());
-                let patience = self.members[m].params.patience;
-                if on_epoch(m, &metrics) == Control::Stop {
-                    s.active = false;
-                    s.stop = StopReason::Pruned;
-                } else if valid_logloss.is_some() && patience > 0 && s.since_best >= patience {
-                    s.active = false;
-                    s.stop = StopReason::EarlyStopped;
-                }
+                epoch_metrics[m] = Some(metrics);
             }
             if improved.iter().any(|&i| i) {
                 let mask = self.member_mask(&improved);
@@ -495,6 +504,30 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                             .mask_where(mask.clone().expand(dims), cur.clone())
                     })
                     .collect();
+                if self.checkpoints {
+                    // The hook gets each improved member's new best weights (to write them).
+                    let host = self.best_on_host();
+                    for (m, metrics) in epoch_metrics.iter_mut().enumerate() {
+                        if let (true, Some(metrics)) = (improved[m], metrics) {
+                            metrics.best_model = Some(Arc::new(self.member_model(m, &host)));
+                        }
+                    }
+                }
+            }
+            for (m, metrics) in epoch_metrics.into_iter().enumerate() {
+                let Some(metrics) = metrics else { continue };
+                let patience = self.members[m].params.patience;
+                let s = &mut self.state[m];
+                if on_epoch(m, &metrics) == Control::Stop {
+                    s.active = false;
+                    s.stop = StopReason::Pruned;
+                } else if metrics.valid_logloss.is_some()
+                    && patience > 0
+                    && s.since_best >= patience
+                {
+                    s.active = false;
+                    s.stop = StopReason::EarlyStopped;
+                }
             }
         }
         self.results()
@@ -824,10 +857,9 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             .collect()
     }
 
-    /// Each member's best weights, cut out of the stack and unpadded to its own width.
-    fn results(self) -> Vec<MemberResult> {
-        let host: Vec<Vec<f32>> = self
-            .best
+    /// The best weights of every member, read back to the host (one vector per tensor).
+    fn best_on_host(&self) -> Vec<Vec<f32>> {
+        self.best
             .iter()
             .map(|t| {
                 t.clone()
@@ -835,48 +867,57 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                     .into_vec()
                     .expect("a float tensor reads back as f32")
             })
-            .collect();
-        self.members
-            .iter()
-            .zip(self.state)
-            .enumerate()
-            .map(|(m, (member, s))| {
-                let own = self.shape.with_width(self.widths[m]);
-                let tensors = own
-                    .layout()
-                    .into_iter()
-                    .zip(&self.specs)
-                    .zip(&host)
-                    .map(|((spec, full), values)| {
-                        let [a, b] = full.dims;
-                        let slab = &values[m * a * b..(m + 1) * a * b];
-                        let mut out = Vec::with_capacity(spec.dims[0] * spec.dims[1]);
-                        for i in 0..spec.dims[0] {
-                            out.extend_from_slice(&slab[i * b..i * b + spec.dims[1]]);
-                        }
-                        NamedTensor {
-                            name: spec.name,
-                            dims: spec.dims,
-                            values: out,
-                        }
-                    })
-                    .collect();
-                MemberResult {
-                    model: NeuralModel {
-                        params: member.params.clone(),
-                        feature_names: self.data.feature_names.clone(),
-                        n_classes: self.data.n_classes,
-                        best_epoch: s.best_epoch,
-                        tensors,
-                    },
-                    best_epoch: s.best_epoch,
-                    epochs_run: s.history.len(),
-                    valid_logloss: s.best_metrics.0,
-                    valid_accuracy: s.best_metrics.1,
-                    valid_proba: s.best_proba,
-                    history: s.history,
-                    stop: s.stop,
+            .collect()
+    }
+
+    /// Member `m`'s model from [`Self::best_on_host`]: cut out of the stack and unpadded to
+    /// its own width.
+    fn member_model(&self, m: usize, host: &[Vec<f32>]) -> NeuralModel {
+        let own = self.shape.with_width(self.widths[m]);
+        let tensors = own
+            .layout()
+            .into_iter()
+            .zip(&self.specs)
+            .zip(host)
+            .map(|((spec, full), values)| {
+                let [a, b] = full.dims;
+                let slab = &values[m * a * b..(m + 1) * a * b];
+                let mut out = Vec::with_capacity(spec.dims[0] * spec.dims[1]);
+                for i in 0..spec.dims[0] {
+                    out.extend_from_slice(&slab[i * b..i * b + spec.dims[1]]);
                 }
+                NamedTensor {
+                    name: spec.name,
+                    dims: spec.dims,
+                    values: out,
+                }
+            })
+            .collect();
+        NeuralModel {
+            params: self.members[m].params.clone(),
+            feature_names: self.data.feature_names.clone(),
+            n_classes: self.data.n_classes,
+            best_epoch: self.state[m].best_epoch,
+            tensors,
+        }
+    }
+
+    /// Each member's best weights, cut out of the stack and unpadded to its own width.
+    fn results(self) -> Vec<MemberResult> {
+        let host = self.best_on_host();
+        let models: Vec<NeuralModel> = (0..self.p()).map(|m| self.member_model(m, &host)).collect();
+        models
+            .into_iter()
+            .zip(self.state)
+            .map(|(model, s)| MemberResult {
+                model,
+                best_epoch: s.best_epoch,
+                epochs_run: s.history.len(),
+                valid_logloss: s.best_metrics.0,
+                valid_accuracy: s.best_metrics.1,
+                valid_proba: s.best_proba,
+                history: s.history,
+                stop: s.stop,
             })
             .collect()
     }

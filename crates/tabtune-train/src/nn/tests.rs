@@ -422,6 +422,181 @@ fn population_training_learns_and_keeps_the_best_epoch_checkpoint() {
 }
 
 #[test]
+fn population_checkpoints_hand_the_best_epoch_weights_to_the_hook_and_write_atomically() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tabtune_models::nn::CheckpointInfo;
+
+    let d = data(1);
+    let members: Vec<Member> = (0..2)
+        .map(|i| {
+            let (tr, va) = split(4, i);
+            let mut p = small(NetKind::Mlp);
+            p.epochs = 12;
+            p.learning_rate = 2e-2;
+            p.seed = 70 + i as u64;
+            member(p, 0, tr, va)
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("tabtune-nn-epoch-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path_of = |m: usize| dir.join(format!("member-{m}.safetensors"));
+    // A reader polls the checkpoint files while training rewrites them: every read finds no
+    // file or a whole one (a file written in place could be caught half-written).
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (done, paths) = (Arc::clone(&done), [path_of(0), path_of(1)]);
+        std::thread::spawn(move || {
+            let mut whole = 0usize;
+            while !done.load(Ordering::Relaxed) {
+                for path in &paths {
+                    match NeuralModel::load_checkpoint(path) {
+                        Ok(_) => whole += 1,
+                        Err(tabtune_models::ModelError::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => panic!("a reader saw a broken checkpoint: {e}"),
+                    }
+                }
+            }
+            whole
+        })
+    };
+    let mut improvements = vec![Vec::new(); 2];
+    let mut hook = |m: usize, e: &EpochMetrics| {
+        if let Some(model) = &e.best_model {
+            assert_eq!(model.best_epoch, e.epoch);
+            improvements[m].push(e.epoch);
+            let info = CheckpointInfo {
+                epoch: e.epoch,
+                valid_logloss: e.valid_logloss,
+                valid_accuracy: e.valid_accuracy,
+            };
+            model.save_checkpoint(&path_of(m), &info).expect("write");
+        }
+        Control::Continue
+    };
+    let results =
+        train_population(&d, &members, &cpu().with_checkpoints(), &mut hook).expect("trains");
+    done.store(true, Ordering::Relaxed);
+    let reads = reader
+        .join()
+        .expect("the reader saw only whole checkpoints");
+    assert!(reads > 0, "the reader read some checkpoints");
+    for (m, r) in results.iter().enumerate() {
+        // Handed over exactly at the epochs that improved the validation log loss.
+        let mut best = f64::INFINITY;
+        let want: Vec<usize> = r
+            .history
+            .iter()
+            .filter(|h| {
+                let l = h.valid_logloss.expect("validated");
+                let better = l < best;
+                best = best.min(l);
+                better
+            })
+            .map(|h| h.epoch)
+            .collect();
+        assert_eq!(improvements[m], want, "member {m}");
+        assert!(want.len() > 1, "member {m} improved more than once");
+        assert!(r.history.iter().all(|h| h.best_model.is_none()));
+        // The file on disk is the best epoch's weights and scores.
+        let (model, info) = NeuralModel::load_checkpoint(&path_of(m)).expect("loads");
+        assert_eq!(
+            model, r.model,
+            "member {m}: the checkpoint is the best epoch's model"
+        );
+        assert_eq!(info.epoch, r.best_epoch);
+        assert_eq!(info.valid_logloss, r.valid_logloss);
+        let valid = &members[m].valid_rows;
+        let x = ndarray::Array2::from_shape_fn((valid.len(), F), |(row, c)| {
+            d.blocks[0].x[valid[row] * F + c]
+        });
+        let proba = model.predict_proba(x.view()).expect("predicts");
+        for (a, b) in proba.iter().zip(&r.valid_proba) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "no temporary files left: {left:?}");
+    std::fs::remove_dir_all(&dir).ok();
+    // Without the request, no weights are copied out.
+    let mut saw = false;
+    train_population(&d, &members[..1], &cpu(), &mut |_, e: &EpochMetrics| {
+        saw |= e.best_model.is_some();
+        Control::Continue
+    })
+    .expect("trains");
+    assert!(!saw);
+}
+
+#[test]
+fn piecewise_batch_norm_bundles_round_trip_with_identical_predictions() {
+    use tabtune_features::PreprocessorSpec;
+    use tabtune_models::bundle::{Bundle, BundleMeta, TrainingData};
+
+    use crate::{Family, fit_all};
+
+    let (dir, table, config) = obesity(200);
+    let spec = PreprocessorSpec::from_config(&config);
+    for family in [Family::Mlp, Family::Tabm] {
+        let params = family
+            .params(&[
+                ("epochs".into(), "3".into()),
+                ("width".into(), "32".into()),
+                ("embedding".into(), "piecewise".into()),
+                ("n_bins".into(), "8".into()),
+                ("norm".into(), "batch".into()),
+            ])
+            .expect("params");
+        let (pre, model) = fit_all(&table, &spec, &params).expect("fit");
+        let bundle_dir = dir.join(format!("bundle-{}", family.name()));
+        Bundle {
+            meta: BundleMeta::new(
+                family.name(),
+                family.name(),
+                &pre,
+                serde_json::Value::Null,
+                TrainingData {
+                    file: "train.csv".into(),
+                    sha256: "0".into(),
+                    rows: table.n_rows(),
+                },
+            ),
+            model: model.clone(),
+            preprocessor: pre.clone(),
+        }
+        .save(&bundle_dir)
+        .expect("save");
+        let loaded = Bundle::load(&bundle_dir).expect("load");
+        let m = pre.transform(&table).expect("transform");
+        let a = model.predict_proba(m.values.view()).expect("predict");
+        let b = loaded
+            .model
+            .predict_proba(m.values.view())
+            .expect("predict");
+        assert_eq!(a, b, "{}", family.name());
+        // The edges and running statistics came back from the checksummed weights file.
+        assert!(loaded.meta.files.contains_key("model.safetensors"));
+        let tabtune_models::AnyModel::Neural(neural) = &loaded.model else {
+            panic!("a neural model");
+        };
+        for name in [
+            "embedding.edges",
+            "layers.0.running_mean",
+            "layers.0.running_var",
+        ] {
+            let t = neural.tensors.iter().find(|t| t.name == name).expect(name);
+            assert!(t.values.iter().any(|v| *v != 0.0), "{name} was filled");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn population_rejects_bad_input_with_clear_errors() {
     let d = data(1);
     let (tr, va) = split(5, 0);
