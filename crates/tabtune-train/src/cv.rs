@@ -1,13 +1,18 @@
 //! k-fold cross-validation with leak-free preprocessing.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use ndarray::Array2;
 use serde::Serialize;
-use tabtune_features::{FeatureMatrix, KFold, Preprocessor, PreprocessorSpec, Table};
+use tabtune_features::{FeatureMatrix, Fold, KFold, Preprocessor, PreprocessorSpec, Table};
 use tabtune_models::AnyModel;
 use tabtune_models::forest::ForestModel;
-use tabtune_models::gbdt::{Control, GbdtModel, Labelled, RoundEval, labels_of, log_loss};
+use tabtune_models::gbdt::{
+    BinnedData, Control, GbdtModel, Labelled, RoundEval, labels_of, log_loss,
+};
 
 use crate::error::{Result, TrainError};
 use crate::family::ModelParams;
@@ -96,15 +101,130 @@ impl CvReport {
     }
 }
 
+/// A fold's matrices: the preprocessor fitted on its training rows, applied to both sides.
+struct FoldMatrices {
+    train: FeatureMatrix,
+    valid: FeatureMatrix,
+}
+
+impl FoldMatrices {
+    fn new(table: &Table, spec: &PreprocessorSpec, fold: &Fold) -> Result<Self> {
+        let train = table.select_rows(&fold.train);
+        let valid = table.select_rows(&fold.valid);
+        let pre = spec.fit(&train)?;
+        Ok(Self {
+            train: pre.transform(&train)?,
+            valid: pre.transform(&valid)?,
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        (self.train.values.len() + self.valid.values.len()) * 4
+    }
+}
+
+/// A lazily built entry: the first trial that needs it builds it, the others wait for it.
+type Slot<T> = Arc<OnceLock<std::result::Result<Arc<T>, String>>>;
+
+/// Bins of one fold for one binning setting: (fold index, `max_bins`, categorical columns).
+type BinsKey = (usize, usize, Vec<usize>);
+
+/// What the trials of one sweep share across cross-validation runs: each fold's preprocessed
+/// matrices and, per binning setting (`max_bins`), each fold's GBDT bins. Preprocessing and
+/// binning depend only on the fold's rows, so every trial on a fold would redo the same work.
+/// A cache belongs to ONE table, preprocessor spec and split (`kfold`); runs with another
+/// split do not use it. Worker threads share it (the first to need an entry builds it, the
+/// others wait); entries stop being added once `max_bytes` is reached (then the work is done
+/// per run, as without a cache).
+pub struct CvCache {
+    kfold: KFold,
+    max_bytes: usize,
+    used: AtomicUsize,
+    folds: Mutex<HashMap<usize, Slot<FoldMatrices>>>,
+    bins: Mutex<HashMap<BinsKey, Slot<BinnedData>>>,
+}
+
+impl CvCache {
+    /// An empty cache for runs split by `kfold`, holding at most about `max_bytes`.
+    pub fn new(kfold: KFold, max_bytes: usize) -> Self {
+        Self {
+            kfold,
+            max_bytes,
+            used: AtomicUsize::new(0),
+            folds: Mutex::new(HashMap::new()),
+            bins: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Bytes held (matrices and bins).
+    pub fn bytes(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn slot<K: std::hash::Hash + Eq, T>(map: &Mutex<HashMap<K, Slot<T>>>, key: K) -> Slot<T> {
+        Arc::clone(
+            map.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key)
+                .or_default(),
+        )
+    }
+
+    /// The entry of `slot`, built by `make` if needed; `None` when the cache is full (the
+    /// caller builds its own).
+    fn get<T>(
+        &self,
+        slot: &Slot<T>,
+        make: impl FnOnce() -> Result<T>,
+        bytes: impl Fn(&T) -> usize,
+    ) -> Option<Result<Arc<T>>> {
+        if slot.get().is_none() && self.bytes() >= self.max_bytes {
+            return None;
+        }
+        let entry = slot.get_or_init(|| {
+            make()
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+                .inspect(|v| {
+                    self.used.fetch_add(bytes(v), Ordering::Relaxed);
+                })
+        });
+        Some(entry.clone().map_err(TrainError::Invalid))
+    }
+
+    fn fold(
+        &self,
+        index: usize,
+        make: impl FnOnce() -> Result<FoldMatrices>,
+    ) -> Option<Result<Arc<FoldMatrices>>> {
+        let slot = Self::slot(&self.folds, index);
+        self.get(&slot, make, FoldMatrices::bytes)
+    }
+
+    fn bins(
+        &self,
+        index: usize,
+        max_bins: usize,
+        categorical: &[usize],
+        make: impl FnOnce() -> BinnedData,
+    ) -> Option<Arc<BinnedData>> {
+        let slot = Self::slot(&self.bins, (index, max_bins, categorical.to_vec()));
+        self.get(&slot, || Ok(make()), BinnedData::bytes)
+            .and_then(std::result::Result::ok)
+    }
+}
+
 /// Fits a model of `params`' family on a feature matrix. A GBDT learns which columns are
 /// categorical from the matrix; `early` is its early-stopping set when
-/// `early_stopping_rounds > 0`.
+/// `early_stopping_rounds > 0`; `bins` (from a [`CvCache`]) its training and early-stopping
+/// rows already binned.
 fn fit_model(
     params: &ModelParams,
     m: &FeatureMatrix,
     early: Option<Labelled<'_>>,
     n_classes: usize,
     on_round: Option<&mut (dyn FnMut(usize, Option<RoundEval>) -> Control + Send)>,
+    bins: Option<&BinnedData>,
 ) -> tabtune_models::Result<AnyModel> {
     let y = m
         .target
@@ -122,13 +242,14 @@ fn fit_model(
             // caller follows the rounds.
             let early = early.filter(|_| p.early_stopping_rounds > 0 || on_round.is_some());
             let mut ignore = |_, _| Control::Continue;
-            GbdtModel::fit(
+            GbdtModel::fit_binned(
                 &p.check(n_classes)?,
                 &m.names,
                 n_classes,
                 train,
                 early,
                 on_round.unwrap_or(&mut ignore),
+                bins,
             )
             .map(AnyModel::Gbdt)
         }
@@ -163,7 +284,7 @@ pub fn fit_all_on(
     let n_classes = spec.schema().classes().len();
     let pre = spec.fit(table)?;
     let m = pre.transform(table)?;
-    let model = fit_model(params, &m, None, n_classes, None)?;
+    let model = fit_model(params, &m, None, n_classes, None, None)?;
     Ok((pre, model))
 }
 
@@ -246,6 +367,22 @@ pub fn cross_validate_with(
     device: &DeviceChoice,
     hooks: CvHooks<'_>,
 ) -> Result<CvReport> {
+    cross_validate_cached(table, spec, params, kfold, device, hooks, None)
+}
+
+/// [`cross_validate_with`] taking each fold's preprocessed matrices and GBDT bins from `cache`
+/// (built there on first use) for the tree families; the report is the one an uncached run
+/// gives. Neural models do not use it.
+pub fn cross_validate_cached(
+    table: &Table,
+    spec: &PreprocessorSpec,
+    params: &ModelParams,
+    kfold: KFold,
+    device: &DeviceChoice,
+    hooks: CvHooks<'_>,
+    cache: Option<&CvCache>,
+) -> Result<CvReport> {
+    let cache = cache.filter(|c| c.kfold == kfold);
     let CvHooks {
         on_fold,
         on_epoch,
@@ -294,10 +431,23 @@ pub fn cross_validate_with(
     let mut importance: Vec<(String, f64)> = Vec::new();
     for (index, fold) in folds.iter().enumerate() {
         let t = Instant::now();
-        let train = table.select_rows(&fold.train);
-        let valid = table.select_rows(&fold.valid);
-        let pre = spec.fit(&train)?;
-        let (mt, mv) = (pre.transform(&train)?, pre.transform(&valid)?);
+        let make = || FoldMatrices::new(table, spec, fold);
+        let matrices = match cache.and_then(|c| c.fold(index, make)) {
+            Some(m) => m?,
+            None => Arc::new(make()?),
+        };
+        let (mt, mv) = (&matrices.train, &matrices.valid);
+        let bins = match (cache, params) {
+            (Some(c), ModelParams::Gbdt(p)) => c.bins(index, p.max_bins, &mt.categorical, || {
+                BinnedData::new(
+                    mt.values.view(),
+                    Some(mv.values.view()),
+                    &mt.categorical,
+                    p.max_bins,
+                )
+            }),
+            _ => None,
+        };
         let yt = mt.target.as_deref().expect("the table has the target");
         let yv = mv.target.as_deref().expect("the table has the target");
         let early = Labelled {
@@ -309,10 +459,11 @@ pub fn cross_validate_with(
         };
         let fitted = fit_model(
             params,
-            &mt,
+            mt,
             Some(early),
             n_classes,
             follow_rounds.then_some(&mut follow as _),
+            bins.as_deref(),
         );
         let model = fitted.map_err(|e| {
             TrainError::Invalid(format!("repeat {}, fold {}: {e}", fold.repeat, fold.fold))
@@ -448,6 +599,93 @@ mod tests {
             "{:?}",
             &report.importance[..3]
         );
+    }
+
+    /// `cross_validate_cached` without hooks.
+    fn cached(
+        table: &Table,
+        spec: &PreprocessorSpec,
+        params: &ModelParams,
+        kfold: KFold,
+        cache: Option<&CvCache>,
+    ) -> CvReport {
+        cross_validate_cached(
+            table,
+            spec,
+            params,
+            kfold,
+            &DeviceChoice::cpu("test"),
+            CvHooks {
+                on_fold: &mut |_| Control::Continue,
+                on_epoch: &mut |_, _| Control::Continue,
+                on_round: &mut |_, _, _| Control::Continue,
+                follow_rounds: true,
+            },
+            cache,
+        )
+        .expect("cv")
+    }
+
+    /// The fold metrics without their wall times.
+    fn metrics(r: &CvReport) -> Vec<(f64, f64, usize)> {
+        r.folds
+            .iter()
+            .map(|f| (f.accuracy, f.logloss, f.rounds))
+            .collect()
+    }
+
+    #[test]
+    fn runs_sharing_a_cache_give_the_reports_of_uncached_runs() {
+        let (_dir, table, config) = table();
+        let spec = PreprocessorSpec::from_config(&config);
+        let kfold = KFold {
+            folds: 3,
+            repeats: 1,
+            seed: 4,
+            stratify: true,
+        };
+        let cache = CvCache::new(kfold, 1 << 30);
+        let mut a = GbdtParams::new(Growth::LeafWise);
+        a.rounds = 25;
+        a.subsample = 0.7;
+        a.early_stopping_rounds = 5;
+        let mut b = a.clone();
+        b.learning_rate = 0.3;
+        b.max_bins = 31;
+        b.growth = Growth::DepthWise;
+        b.max_depth = 4;
+        let forest = crate::Family::RandomForest
+            .params(&[("n_trees".into(), "10".into())])
+            .expect("forest");
+        let runs = [
+            ModelParams::Gbdt(a.clone()),
+            ModelParams::Gbdt(b),
+            forest,
+            ModelParams::Gbdt(a),
+        ];
+        let mut sizes = Vec::new();
+        for params in &runs {
+            let plain = cached(&table, &spec, params, kfold, None);
+            let shared = cached(&table, &spec, params, kfold, Some(&cache));
+            assert_eq!(metrics(&plain), metrics(&shared), "{params:?}");
+            assert_eq!(plain.oof, shared.oof, "{params:?}");
+            sizes.push(cache.bytes());
+        }
+        // Fold matrices once, bins per max_bins; the last run reused everything.
+        assert!(sizes[0] > 0 && sizes[1] > sizes[0], "{sizes:?}");
+        assert_eq!(sizes[2], sizes[1], "a forest adds no bins: {sizes:?}");
+        assert_eq!(sizes[3], sizes[2], "{sizes:?}");
+        // Another split does not touch the cache.
+        let other = KFold { seed: 5, ..kfold };
+        let _ = cached(&table, &spec, &runs[0], other, Some(&cache));
+        assert_eq!(cache.bytes(), sizes[3]);
+        // A full cache adds nothing and the runs still work.
+        let tiny = CvCache::new(kfold, 1);
+        let first = cached(&table, &spec, &runs[0], kfold, Some(&tiny));
+        let after = tiny.bytes();
+        let again = cached(&table, &spec, &runs[0], kfold, Some(&tiny));
+        assert_eq!(tiny.bytes(), after, "nothing added past the limit");
+        assert_eq!(metrics(&first), metrics(&again));
     }
 
     #[test]

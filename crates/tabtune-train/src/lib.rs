@@ -22,8 +22,8 @@ pub mod objective;
 pub mod study_report;
 
 pub use cv::{
-    CvHooks, CvReport, FoldResult, cross_validate, cross_validate_on, cross_validate_with, fit_all,
-    fit_all_on,
+    CvCache, CvHooks, CvReport, FoldResult, cross_validate, cross_validate_cached,
+    cross_validate_on, cross_validate_with, fit_all, fit_all_on,
 };
 pub use error::{Result, TrainError};
 pub use family::{Family, ModelParams};

@@ -22,7 +22,7 @@ use tabtune_train::nn::trials::cross_validate_trials;
 use tabtune_train::nn::{DeviceChoice, DeviceRequest};
 use tabtune_train::objective::{FAMILY_PARAM, OofStore, trial_params};
 use tabtune_train::study_report::{StudyReportInput, study_html};
-use tabtune_train::{CvHooks, CvReport, Family, ModelParams, cross_validate_with};
+use tabtune_train::{CvCache, CvHooks, CvReport, Family, ModelParams, cross_validate_cached};
 use tabtune_tune::executor::{
     OptimizeOptions, StopReason, Summary, TrialError, TrialEvent, WorkerContext, optimize,
     optimize_population,
@@ -99,7 +99,12 @@ struct Setup<'a> {
     oof: OofStore,
     study: String,
     tracker: MultiTracker,
+    /// Each fold's preprocessed matrices and GBDT bins, shared by the tree trials.
+    cache: CvCache,
 }
+
+/// At most this much memory holds cached fold matrices and bins.
+const CACHE_BYTES: usize = 1 << 30;
 
 /// How a trial reports intermediate values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -361,7 +366,7 @@ fn run_tree(
         f(h, flags)
     };
     let mut seen = 0usize;
-    let report = cross_validate_with(
+    let report = cross_validate_cached(
         setup.table,
         setup.spec,
         params,
@@ -395,6 +400,7 @@ fn run_tree(
             },
             follow_rounds: steps == Steps::Rounds,
         },
+        Some(&setup.cache),
     );
     let (h, flags) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
     finish(setup, h, flags, report)
@@ -696,6 +702,7 @@ pub fn execute(ctx: &Context, args: &SweepArgs) -> Result<SweepOutcome> {
         oof: OofStore::new(dir.join("oof")),
         study: study_name.clone(),
         tracker: crate::tracking::tracker(args.no_track, args.tracking_uri.as_deref()),
+        cache: CvCache::new(kfold, CACHE_BYTES),
     };
     for d in &setup.devices {
         tracing::info!("device {}: {}", d.name, d.reason);
@@ -1190,15 +1197,16 @@ choices = [0.0, 1.5, 0.2, 0.1]
             ),
         )
         .expect("study");
+        let kfold = KFold {
+            folds: 5,
+            repeats: 1,
+            seed: 1,
+            stratify: true,
+        };
         let setup = Setup {
             table: &table,
             spec: &spec,
-            kfold: KFold {
-                folds: 5,
-                repeats: 1,
-                seed: 1,
-                stratify: true,
-            },
+            kfold,
             max_folds: 1,
             metric: Metric::Accuracy,
             fixed: space.fixed().clone(),
@@ -1207,6 +1215,7 @@ choices = [0.0, 1.5, 0.2, 0.1]
             oof: OofStore::new(dir.path().join("oof")),
             study: "pop".into(),
             tracker: crate::tracking::tracker(true, None),
+            cache: CvCache::new(kfold, CACHE_BYTES),
         };
         // One batch of four, as `optimize_population` hands it to the objective.
         let mut handles = study.ask_batch(4, None).expect("ask");

@@ -100,6 +100,29 @@ impl GbdtModel {
         valid: Option<Labelled<'_>>,
         on_round: &mut (dyn FnMut(usize, Option<RoundEval>) -> Control + Send),
     ) -> Result<Self> {
+        Self::fit_binned(
+            params,
+            feature_names,
+            n_classes,
+            train,
+            valid,
+            on_round,
+            None,
+        )
+    }
+
+    /// [`fit`](Self::fit) reusing `bins` made from the same `train` and `valid` matrices
+    /// (when they fit the parameters' binning; see [`BinnedData`]). The model is the one
+    /// `fit` gives.
+    pub fn fit_binned(
+        params: &GbdtValid,
+        feature_names: &[String],
+        n_classes: usize,
+        train: Labelled<'_>,
+        valid: Option<Labelled<'_>>,
+        on_round: &mut (dyn FnMut(usize, Option<RoundEval>) -> Control + Send),
+        bins: Option<&BinnedData>,
+    ) -> Result<Self> {
         check_data(
             train,
             feature_names.len(),
@@ -142,7 +165,7 @@ impl GbdtModel {
             .build()
             .map_err(|e| ModelError::Data(format!("cannot start worker threads: {e}")))?;
         Ok(pool.install(|| {
-            Trainer::new(params.clone(), n_classes, train, valid).run(feature_names, on_round)
+            Trainer::new(params.clone(), n_classes, train, valid, bins).run(feature_names, on_round)
         }))
     }
 
@@ -357,26 +380,100 @@ pub(crate) fn check_data(
     Ok(())
 }
 
+/// A training matrix and its validation matrix quantized once with bins fitted on the
+/// training rows, for fitting many models on the same rows ([`GbdtModel::fit_binned`]: the
+/// trials of a sweep on one fold). Models that bin differently (another `max_bins`, other
+/// categorical columns) or oblivious trees with target statistics bin afresh.
+#[derive(Clone, Debug)]
+pub struct BinnedData {
+    mappers: Vec<BinMapper>,
+    train: Binned,
+    valid: Option<Binned>,
+    max_bins: usize,
+    categorical: Vec<usize>,
+    shape: ((usize, usize), Option<(usize, usize)>),
+}
+
+impl BinnedData {
+    /// Fits one bin mapper per column of `train_x` (`categorical` columns as category codes,
+    /// at most `max_bins` bins) and bins both matrices.
+    pub fn new(
+        train_x: ArrayView2<'_, f32>,
+        valid_x: Option<ArrayView2<'_, f32>>,
+        categorical: &[usize],
+        max_bins: usize,
+    ) -> Self {
+        let mappers: Vec<BinMapper> = (0..train_x.ncols())
+            .into_par_iter()
+            .map(|f| {
+                let column = train_x.column(f).to_vec();
+                if categorical.contains(&f) {
+                    BinMapper::fit_categorical(&column, max_bins)
+                } else {
+                    BinMapper::fit(&column, max_bins)
+                }
+            })
+            .collect();
+        let train = Binned::new(train_x, &mappers);
+        let valid = valid_x.map(|x| Binned::new(x, &mappers));
+        Self {
+            mappers,
+            train,
+            valid,
+            max_bins,
+            categorical: categorical.to_vec(),
+            shape: (train_x.dim(), valid_x.map(|v| v.dim())),
+        }
+    }
+
+    /// Whether these bins serve a model of `p` on matrices of these shapes.
+    fn fits(
+        &self,
+        p: &GbdtValid,
+        train_x: ArrayView2<'_, f32>,
+        valid_x: Option<ArrayView2<'_, f32>>,
+    ) -> bool {
+        self.max_bins == p.max_bins
+            && self.categorical == p.categorical
+            && self.shape.0 == train_x.dim()
+            && valid_x.is_none_or(|v| self.shape.1 == Some(v.dim()))
+    }
+
+    /// The binning settings `(max_bins, categorical columns)` these bins were made with.
+    pub fn settings(&self) -> (usize, &[usize]) {
+        (self.max_bins, &self.categorical)
+    }
+
+    /// Approximate heap size in bytes (for bounding a cache).
+    pub fn bytes(&self) -> usize {
+        let binned = |b: &Binned| b.data.len() + b.slots.len() * 2 + b.row_start.len() * 4;
+        binned(&self.train) + self.valid.as_ref().map_or(0, binned)
+    }
+}
+
 /// State of one training run.
-struct Trainer<'t, 'v> {
+struct Trainer<'t, 'v, 'b> {
     params: GbdtValid,
     n_classes: usize,
     train: Labelled<'t>,
     valid: Option<Labelled<'v>>,
+    bins: Option<&'b BinnedData>,
 }
 
-impl<'t, 'v> Trainer<'t, 'v> {
+impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
     fn new(
         params: GbdtValid,
         n_classes: usize,
         train: Labelled<'t>,
         valid: Option<Labelled<'v>>,
+        bins: Option<&'b BinnedData>,
     ) -> Self {
         Self {
             params,
             n_classes,
             train,
             valid,
+            bins,
         }
     }
 
@@ -412,20 +509,19 @@ impl<'t, 'v> Trainer<'t, 'v> {
             .valid
             .map(|v| valid_extended.as_ref().map_or(v.x, |a| a.view()));
         let (n, n_features) = (train_x.nrows(), train_x.ncols());
-        let mappers: Vec<BinMapper> = (0..n_features)
-            .into_par_iter()
-            .map(|f| {
-                let column = train_x.column(f).to_vec();
-                if p.categorical.contains(&f) {
-                    BinMapper::fit_categorical(&column, p.max_bins)
-                } else {
-                    BinMapper::fit(&column, p.max_bins)
-                }
-            })
-            .collect();
-        let binned = Binned::new(train_x, &mappers);
-        let valid_binned = valid_x.map(|x| Binned::new(x, &mappers));
-        let layout = Layout::new(&binned);
+        // Bins made earlier for the same rows and binning settings are reused (a sweep's
+        // trials on one fold); target-statistic columns depend on the seed, so never then.
+        let fresh;
+        let bins = match self.bins {
+            Some(b) if target_stats.is_empty() && b.fits(p, train_x, valid_x) => b,
+            _ => {
+                fresh = BinnedData::new(train_x, valid_x, &p.categorical, p.max_bins);
+                &fresh
+            }
+        };
+        let (mappers, binned) = (&bins.mappers, &bins.train);
+        let valid_binned = bins.valid.as_ref().filter(|_| valid_x.is_some());
+        let layout = Layout::new(binned);
         let weights: Vec<f64> = self
             .train
             .y
@@ -458,7 +554,7 @@ impl<'t, 'v> Trainer<'t, 'v> {
         };
         let all_features: Vec<usize> = (0..n_features).collect();
         let mut growers: Vec<Grower<'_>> = (0..k)
-            .map(|_| Grower::new(&binned, &mappers, &layout))
+            .map(|_| Grower::new(binned, mappers, &layout))
             .collect();
         let mut grads: Vec<Vec<GradPair>> = vec![vec![GradPair::default(); n]; k];
         let mut trees: Vec<Vec<Tree>> = Vec::with_capacity(p.rounds);
@@ -493,21 +589,30 @@ impl<'t, 'v> Trainer<'t, 'v> {
                     (grown, rows)
                 })
                 .collect();
+            // Rows left out by `subsample`: the trees must be walked for them.
+            let out_of_bag: Vec<usize> = if sampled.len() == n {
+                Vec::new()
+            } else {
+                let mut in_bag = vec![false; n];
+                for &r in &sampled {
+                    in_bag[r as usize] = true;
+                }
+                (0..n).filter(|&r| !in_bag[r]).collect()
+            };
             let mut round_trees = Vec::with_capacity(k);
             for (out, (grown, rows)) in grown.into_iter().enumerate() {
-                if sampled.len() == n {
-                    for &(start, end, value) in &grown.leaves {
-                        for &r in &rows[start..end] {
-                            scores[r as usize * k + out] += f64::from(value);
-                        }
-                    }
-                } else {
-                    for r in 0..n {
-                        let v = grown.tree.predict_binned(|f| binned.data[f * n + r]);
-                        scores[r * k + out] += f64::from(v);
+                // The grower partitioned the sampled rows by leaf: their scores come from the
+                // leaf ranges, the same values a walk of the tree gives.
+                for &(start, end, value) in &grown.leaves {
+                    for &r in &rows[start..end] {
+                        scores[r as usize * k + out] += f64::from(value);
                     }
                 }
-                if let Some(vb) = &valid_binned {
+                for &r in &out_of_bag {
+                    let v = grown.tree.predict_binned(|f| binned.data[f * n + r]);
+                    scores[r * k + out] += f64::from(v);
+                }
+                if let Some(vb) = valid_binned {
                     for r in 0..n_valid {
                         let v = grown.tree.predict_binned(|f| vb.data[f * n_valid + r]);
                         valid_scores[r * k + out] += f64::from(v);

@@ -13,7 +13,8 @@ mod tree;
 pub use binning::{BinMapper, Binned};
 pub(crate) use booster::check_data as check_labelled;
 pub use booster::{
-    Control, GBDT_FORMAT, GBDT_FORMAT_VERSION, GbdtModel, Labelled, RoundEval, argmax, labels_of,
+    BinnedData, Control, GBDT_FORMAT, GBDT_FORMAT_VERSION, GbdtModel, Labelled, RoundEval, argmax,
+    labels_of,
 };
 pub use ctr::TargetStats;
 pub(crate) use grow::partition;
