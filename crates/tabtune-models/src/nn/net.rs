@@ -445,6 +445,29 @@ impl<B: Backend> Masks<B> {
     }
 }
 
+/// `v` broadcast to `dims` as one contiguous tensor: each size-1 axis that `dims` widens is
+/// repeated. flex's element-wise kernels are vectorised for same-shape operands, for a row
+/// shared by the whole tensor and for one scalar per row, but walk a scalar strided iterator
+/// (about ten times slower) when a member's own row is broadcast over the batch's rows
+/// (`[P, k, 1, w]` against `[P, k, rows, w]`): that was most of a population step on the CPU.
+/// One copy per operand avoids it; GPU backends pay the same small copy.
+fn spread<B: Backend, const D: usize>(v: Tensor<B, D>, dims: [usize; D]) -> Tensor<B, D> {
+    let own = v.dims();
+    let mut v = v;
+    for d in 0..D {
+        if own[d] == 1 && dims[d] > 1 {
+            v = v.repeat_dim(d, dims[d]);
+        }
+    }
+    v
+}
+
+/// A per-member parameter `[P, a, b]` (`a` = 1 or k) as rows of a hidden state of `dims`
+/// (`[P, k, rows, b]`).
+fn rows_of<B: Backend>(v: &Tensor<B, 3>, dims: [usize; 4]) -> Tensor<B, 4> {
+    spread(v.clone().unsqueeze_dim::<4>(2), dims)
+}
+
 /// `[P, k, rows, in] @ [P, in, out]` → `[P, k, rows, out]`.
 fn stacked_matmul<B: Backend>(h: Tensor<B, 4>, w: &Tensor<B, 3>) -> Tensor<B, 4> {
     let [p, k, rows, input] = h.dims();
@@ -497,11 +520,17 @@ fn piecewise_encoding<B: Backend>(x: Tensor<B, 3>, edges: &Tensor<B, 3>) -> Tens
     } else {
         Tensor::zeros([p, n, 1], &device)
     };
-    let open_above = (real * (next_real.neg().add_scalar(1.0))).unsqueeze_dim::<4>(1);
+    let [_, rows, _] = x.dims();
+    let dims = [p, rows, n, t];
+    let open_above = spread(
+        (real * (next_real.neg().add_scalar(1.0))).unsqueeze_dim::<4>(1),
+        dims,
+    );
     let mut first = vec![0.0f32; t];
     first[0] = 1.0;
     let open_below = Tensor::<B, 4>::from_data(TensorData::new(first, [1, 1, 1, t]), &device);
-    let z = (x.unsqueeze_dim::<4>(3) - left.unsqueeze_dim::<4>(1)) * scale.unsqueeze_dim::<4>(1);
+    let z = (spread(x.unsqueeze_dim::<4>(3), dims) - spread(left.unsqueeze_dim::<4>(1), dims))
+        * spread(scale.unsqueeze_dim::<4>(1), dims);
     // Lower clamp except in the first bin: relu(z) + first · (z − relu(z)) (exact).
     let positive = relu(z.clone());
     let z = positive.clone() + (z - positive) * open_below;
@@ -533,13 +562,15 @@ pub fn forward_with_stats<B: Backend>(
             let bias = take();
             let f = shape.n_frequencies;
             // [P, rows, n, 1] * [P, 1, n, f] -> [P, rows, n, f]
-            let z = x.unsqueeze_dim::<4>(3) * frequencies.clone().unsqueeze_dim::<4>(1);
+            let dims = [p, rows, n_inputs, f];
+            let z = spread(x.unsqueeze_dim::<4>(3), dims)
+                * spread(frequencies.clone().unsqueeze_dim::<4>(1), dims);
             let z = z.mul_scalar(std::f64::consts::TAU);
             let periodic = Tensor::cat(vec![z.clone().sin(), z.cos()], 3);
             let e = periodic
                 .reshape([p, rows * n_inputs, 2 * f])
                 .matmul(weight.clone())
-                + bias.clone();
+                + spread(bias.clone(), [p, rows * n_inputs, shape.embedding_dim]);
             relu(e).reshape([p, rows, n_inputs * shape.embedding_dim])
         }
         Embedding::Piecewise => {
@@ -555,7 +586,7 @@ pub fn forward_with_stats<B: Backend>(
             let e = encoded
                 .matmul(weight.clone().reshape([p * n_inputs, t, d]))
                 .reshape([p, n_inputs, rows, d])
-                + bias.clone().unsqueeze_dim::<4>(2);
+                + rows_of(bias, [p, n_inputs, rows, d]);
             relu(e)
                 .swap_dims(1, 2)
                 .reshape([p, rows, n_inputs * shape.embedding_dim])
@@ -569,37 +600,40 @@ pub fn forward_with_stats<B: Backend>(
     for l in 0..shape.depth {
         let before = h.clone();
         if tabm {
-            h = h * take().clone().unsqueeze_dim::<4>(2);
+            h = h.clone() * rows_of(take(), h.dims());
         }
         h = stacked_matmul(h, take());
         if tabm {
-            h = h * take().clone().unsqueeze_dim::<4>(2);
+            h = h.clone() * rows_of(take(), h.dims());
         }
         if shape.norm != Norm::Batch {
-            h = h + take().clone().unsqueeze_dim::<4>(2);
+            h = h.clone() + rows_of(take(), h.dims());
         }
         if shape.norm == Norm::Layer {
-            let scale = take().clone().unsqueeze_dim::<4>(2);
-            let shift = take().clone().unsqueeze_dim::<4>(2);
+            let dims = h.dims();
+            let scale = rows_of(take(), dims);
+            let shift = rows_of(take(), dims);
+            let units = spread(masks.units.clone(), dims);
             // Statistics over the member's own units only (the unit mask also keeps gradients
             // away from the padded units through the mean).
-            let mean = (h.clone() * masks.units.clone()).sum_dim(3) * masks.inv_width.clone();
-            let centered = (h - mean) * masks.units.clone();
+            let mean = (h.clone() * units.clone()).sum_dim(3) * masks.inv_width.clone();
+            let centered = (h - mean) * units;
             let var = centered.clone().square().sum_dim(3) * masks.inv_width.clone();
             h = centered / var.add_scalar(NORM_EPSILON).sqrt() * scale + shift;
         }
         if shape.norm == Norm::Batch {
-            let scale = take().clone().unsqueeze_dim::<4>(2);
-            let shift = take().clone().unsqueeze_dim::<4>(2);
-            let running_mean = take().clone().unsqueeze_dim::<4>(2);
-            let running_var = take().clone().unsqueeze_dim::<4>(2);
+            let dims = h.dims();
+            let scale = rows_of(take(), dims);
+            let shift = rows_of(take(), dims);
+            let running_mean = rows_of(take(), dims);
+            let running_var = rows_of(take(), dims);
             // Per unit over the rows: the batch's real rows in training, the running
             // statistics in evaluation. Padded units stay 0 (their values and shift are 0).
             let normalized = match &masks.batch {
                 Some(batch) => {
-                    let mean =
-                        (h.clone() * batch.mask.clone()).sum_dim(2) * batch.inv_count.clone();
-                    let centered = (h - mean.clone()) * batch.mask.clone();
+                    let rows = spread(batch.mask.clone(), dims);
+                    let mean = (h.clone() * rows.clone()).sum_dim(2) * batch.inv_count.clone();
+                    let centered = (h - spread(mean.clone(), dims)) * rows;
                     let var = centered.clone().square().sum_dim(2) * batch.inv_count.clone();
                     stats.push(BatchStats {
                         mean,
@@ -620,13 +654,14 @@ pub fn forward_with_stats<B: Backend>(
         }
     }
     if tabm {
-        h = h * take().clone().unsqueeze_dim::<4>(2);
+        h = h.clone() * rows_of(take(), h.dims());
     }
     let mut logits = stacked_matmul(h, take());
     if tabm {
-        logits = logits * take().clone().unsqueeze_dim::<4>(2);
+        logits = logits.clone() * rows_of(take(), logits.dims());
     }
-    (logits + take().clone().unsqueeze_dim::<4>(2), stats)
+    let bias = rows_of(take(), logits.dims());
+    (logits + bias, stats)
 }
 
 #[cfg(test)]
