@@ -50,18 +50,26 @@ fn main() {
         })
         .collect();
     let cpu = DeviceChoice::cpu("profile");
-    let mut cont = |_: usize, _: &EpochMetrics| Control::Continue;
+    // Seconds at the end of each epoch of member 0 (of each run, when sequential).
+    let mut stamps = Vec::new();
+    let mut hook = |m: usize, e: &EpochMetrics| {
+        if m == 0 {
+            stamps.push(e.seconds);
+        }
+        Control::Continue
+    };
     let start = Instant::now();
     if mode == "population" {
-        train_population(&data, &members, &cpu, &mut cont).unwrap();
+        train_population(&data, &members, &cpu, &mut hook).unwrap();
     } else {
         for m in &members {
-            train_population(&data, std::slice::from_ref(m), &cpu, &mut cont).unwrap();
+            train_population(&data, std::slice::from_ref(m), &cpu, &mut hook).unwrap();
         }
     }
     println!(
         "{}",
         serde_json::json!({"mode": mode, "members": p, "epochs": epochs,
-            "rows": table.n_rows(), "seconds": start.elapsed().as_secs_f64()})
+            "rows": table.n_rows(), "seconds": start.elapsed().as_secs_f64(),
+            "epoch_end_seconds": stamps})
     );
 }
