@@ -7,7 +7,8 @@ Both sides tune LightGBM-style leaf-wise boosting over configs/sweeps/lgbm.toml'
 median pruning (each boosting round's holdout accuracy reported on both sides). Prints wall time
 and best holdout accuracy side by side; results go to target/bench-results/sweep.json.
 
-Usage: benches/run-sweep.sh (sets up the venv and builds tabtune).
+Usage: benches/run-sweep.sh [--n-trials N] [--pruners none,median] (sets up the venv and builds
+tabtune).
 """
 import argparse
 import csv
@@ -36,6 +37,8 @@ def main():
     ap.add_argument("--data-dir", default=os.environ.get("TABTUNE_DATA_DIR", "../shared/data"))
     ap.add_argument("--n-trials", type=int, default=30)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--pruners", default="none,median",
+                    help="comma-separated runs: none, median (default: both)")
     args = ap.parse_args()
     config = os.path.join(ROOT, "configs/obesity.toml")
     work = tempfile.mkdtemp(prefix="tabtune-sweep-")
@@ -52,7 +55,7 @@ def main():
         for row in csv.DictReader(f):
             out.write(f"{row['index']},{row['fold']}\n")
     results = []
-    for pruner in ["none", "median"]:
+    for pruner in args.pruners.split(","):
         t = time.perf_counter()
         ours = run(base + ["sweep", "--json", "--sweep", os.path.join(ROOT, "configs/sweeps/lgbm.toml"),
                            "--study", f"bench-{pruner}", "--storage",
