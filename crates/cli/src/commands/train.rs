@@ -169,9 +169,22 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
         Ok(())
     })?;
 
+    // The final fit has no validation rows: no best-epoch checkpoints to hand over.
+    let final_device = DeviceChoice {
+        checkpoints: false,
+        ..device.clone()
+    };
     let bundle = match &args.save {
         Some(dir) => Some(save_bundle(
-            ctx, args, family, &params, &device, &table, &spec, &report, dir,
+            ctx,
+            args,
+            family,
+            &params,
+            &final_device,
+            &table,
+            &spec,
+            &report,
+            dir,
         )?),
         None => None,
     };
