@@ -273,6 +273,24 @@ fn run(
     })
 }
 
+/// Whether a grid study (of `budget` points) has a finished trial (COMPLETE, PRUNED or FAIL)
+/// for every point and none waiting to be retried.
+fn grid_visited(study: &Study, budget: Option<u64>) -> Result<bool> {
+    let Some(n) = budget else {
+        return Ok(false);
+    };
+    let trials = study.trials()?;
+    if trials.iter().any(|t| t.state == TrialState::Waiting) {
+        return Ok(false);
+    }
+    let points: std::collections::HashSet<String> = trials
+        .iter()
+        .filter(|t| t.state.is_finished())
+        .map(|t| format!("{:?}", t.params))
+        .collect();
+    Ok(points.len() as u64 >= n)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn worker_loop(
     study: &Study,
@@ -295,6 +313,12 @@ fn worker_loop(
         }
         if options.timeout.is_some_and(|t| started.elapsed() >= t) {
             shared.end(StopReason::Timeout);
+            return Ok(());
+        }
+        if exhausted && grid_visited(study, budget)? {
+            // Every point has a finished trial, some of them FAIL: the grid has nothing more
+            // to propose, although fewer than `n_trials` trials completed.
+            shared.end(StopReason::Exhausted);
             return Ok(());
         }
         let mut handles = study.ask_batch(p, budget)?;

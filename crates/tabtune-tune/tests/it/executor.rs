@@ -259,3 +259,40 @@ fn asha_records_its_rungs_on_the_trials() {
         "the storage keeps what the pruner records"
     );
 }
+
+#[test]
+fn a_grid_with_a_failed_point_ends_exhausted_instead_of_failing() {
+    use tabtune_tune::storage::{self, Storage};
+    use tabtune_tune::study::{Engine, Study};
+    use tabtune_tune::{Direction, SearchSpace, pruner_from_name, sampler_from_name};
+
+    let space = SearchSpace::from_toml_str(
+        "[params.x]\ntype = \"categorical\"\nchoices = [1, 2, 3]\n",
+        "grid",
+    )
+    .unwrap();
+    let engine = Engine::new(
+        space.clone(),
+        sampler_from_name("grid", 3, &space).unwrap(),
+        pruner_from_name("none").unwrap(),
+    );
+    let s: Arc<dyn Storage> = Arc::new(storage::open("memory").unwrap());
+    let study = Study::open(s, "grid-fail", Direction::Minimize, engine).unwrap();
+    let objective = |h: &mut TrialHandle, _: WorkerContext| -> Result<f64, TrialError> {
+        let x = h.params()["x"].as_f64().unwrap();
+        if x == 2.0 {
+            Err(TrialError::Failed("x = 2 breaks".into()))
+        } else {
+            Ok(x)
+        }
+    };
+    let options = OptimizeOptions {
+        n_trials: Some(10),
+        ..OptimizeOptions::default()
+    };
+    let s = optimize(&study, &objective, &options, None).unwrap();
+    assert_eq!(
+        (s.reason, s.n_complete, s.n_failed, s.n_run),
+        (StopReason::Exhausted, 2, 1, 3)
+    );
+}
