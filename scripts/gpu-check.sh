@@ -117,8 +117,10 @@ run_checks() {
   timeout "$(left)" "$bin/tabtune-train-tests" --include-ignored cuda_ 2>&1 \
     | tee "$OUT/gpu-tests.log" || status=1
   grep -q "test result: ok" "$OUT/gpu-tests.log" || status=1
-  grep -q "cuda_trains_a_population_like_the_cpu ... ok" "$OUT/gpu-tests.log" \
-    || { echo "gpu-check: the CUDA population test did not pass" >&2; status=1; }
+  for t in cuda_trains_a_population_like_the_cpu cuda_population_equals_separate_cuda_runs; do
+    grep -q "$t ... ok" "$OUT/gpu-tests.log" \
+      || { echo "gpu-check: the CUDA test $t did not pass" >&2; status=1; }
+  done
   : >"$OUT/gpu-bench.jsonl"
   bench() {
     local secs

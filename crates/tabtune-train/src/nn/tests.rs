@@ -658,9 +658,7 @@ fn wgpu_trains_a_few_steps_like_the_cpu() {
 }
 
 #[cfg(feature = "cuda")]
-#[test]
-#[ignore = "needs an NVIDIA GPU and driver (scripts/gpu-check.sh runs it)"]
-fn cuda_trains_a_population_like_the_cpu() {
+fn cuda_members() -> (PopulationData, Vec<Member>, super::device::DeviceChoice) {
     let choice = super::device::select(super::device::DeviceRequest::Cuda(0)).expect("a CUDA GPU");
     let d = data(1);
     let (tr, va) = split(5, 0);
@@ -672,10 +670,36 @@ fn cuda_trains_a_population_like_the_cpu() {
             member(p, 0, tr.clone(), va.clone())
         })
         .collect();
+    (d, members, choice)
+}
+
+/// On the GPU the population property holds as on the CPU: P members stacked train like P
+/// separate runs.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver (scripts/gpu-check.sh runs it)"]
+fn cuda_population_equals_separate_cuda_runs() {
+    let (d, members, choice) = cuda_members();
+    let together = train_population(&d, &members, &choice, &mut continue_all).expect("cuda trains");
+    for (i, m) in members.iter().enumerate() {
+        let alone = train_population(&d, std::slice::from_ref(m), &choice, &mut continue_all)
+            .expect("cuda trains one");
+        assert_close(&together[i], &alone[0], 1e-3, &format!("cuda member {i}"));
+    }
+}
+
+/// The GPU trains what the CPU trains. Reductions run in another order on the GPU, and three
+/// epochs of AdamW carry the rounding along: an H200 (driver 580, CUDA 13.0) differed from flex
+/// by 1.9e-3 in a first-layer weight, so the bound is 5e-3.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver (scripts/gpu-check.sh runs it)"]
+fn cuda_trains_a_population_like_the_cpu() {
+    let (d, members, choice) = cuda_members();
     let gpu = train_population(&d, &members, &choice, &mut continue_all).expect("cuda trains");
     let cpu = train(&d, &members, &mut continue_all);
     for i in 0..4 {
-        assert_close(&gpu[i], &cpu[i], 1e-3, &format!("cuda member {i}"));
+        assert_close(&gpu[i], &cpu[i], 5e-3, &format!("cuda member {i}"));
     }
 }
 
