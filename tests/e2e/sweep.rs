@@ -166,6 +166,61 @@ fn sweep_resumes_registers_exports_and_opens_in_optuna() {
     );
     assert_eq!(optuna["params"], second["best_params"]);
 
+    // optuna-dashboard (its WSGI app, called in process) lists the study and serves its trials,
+    // values and the study page.
+    let script = "import json, optuna\n\
+        from wsgiref.util import setup_testing_defaults\n\
+        from optuna_dashboard import wsgi\n\
+        app = wsgi(optuna.storages.RDBStorage('sqlite:///studies.db'))\n\
+        def get(path):\n\
+        \x20   env = {}\n\
+        \x20   setup_testing_defaults(env)\n\
+        \x20   env['PATH_INFO'] = path\n\
+        \x20   status = []\n\
+        \x20   body = b''.join(app(env, lambda s, h, e=None: status.append(s)))\n\
+        \x20   return status[0], body\n\
+        s1, b1 = get('/api/studies')\n\
+        sid = [x['study_id'] for x in json.loads(b1)['study_summaries'] if x['study_name'] == 'dt'][0]\n\
+        s2, b2 = get('/api/studies/%d' % sid)\n\
+        d = json.loads(b2)\n\
+        s3, _ = get('/dashboard/studies/%d' % sid)\n\
+        done = [t for t in d['trials'] if t['state'] in ('Complete', 'Pruned')]\n\
+        print(json.dumps({'status': [s1, s2, s3], 'n': len(done), \
+        'best': d['best_trials'][0]['values'][0], 'params': {p['name']: p['param_external_value'] \
+        for p in d['best_trials'][0]['params']}}))";
+    let out = std::process::Command::new(tabtune_test::python_env("optuna"))
+        .current_dir(tmp.path())
+        .args(["-c", script])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dashboard: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        dashboard["status"],
+        serde_json::json!(["200 OK", "200 OK", "200 OK"])
+    );
+    assert_eq!(dashboard["n"], 6);
+    assert!(
+        (dashboard["best"].as_f64().expect("best") - second["best_value"].as_f64().expect("best"))
+            .abs()
+            < 1e-12
+    );
+    // The dashboard shows parameter values as text.
+    let shown: serde_json::Map<String, serde_json::Value> = second["best_params"]
+        .as_object()
+        .expect("params")
+        .iter()
+        .map(|(k, v)| {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            (k.clone(), serde_json::Value::String(text))
+        })
+        .collect();
+    assert_eq!(dashboard["params"], serde_json::Value::Object(shown));
+
     // Export the best trial and predict with it; the champion answers through the registry.
     let exported = json_of(
         tabtune(tmp.path())
