@@ -41,6 +41,23 @@ pub fn json_of(cmd: &mut Command, code: i32) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}"))
 }
 
+/// Reads a spawned `tabtune serve`'s stderr (piped) up to the line announcing its URL and
+/// returns the URL; the rest of stderr is drained on a thread so the server never blocks on it.
+pub fn listening_url(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_once("listening on ")
+                .map(|(_, u)| u.trim().to_owned())
+        })
+        .expect("the URL line");
+    std::thread::spawn(move || lines.for_each(drop));
+    url
+}
+
 /// The folder of a real data file.
 pub fn dir_of(path: &Path) -> PathBuf {
     path.parent().expect("a file has a folder").to_owned()

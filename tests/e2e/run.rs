@@ -1,13 +1,12 @@
 //! `tabtune run` end to end on the real data with a reduced budget: every artifact checked, the
 //! champion served over HTTP and queried; and the run's bad inputs.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use tabtune_test::real_data;
 
-use crate::{dir_of, json_of};
+use crate::{dir_of, json_of, listening_url};
 
 /// Small boosting trials (two families, so the registry compares them).
 const TREES: &str = r#"
@@ -207,16 +206,7 @@ n-trials = 2
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split_once("listening on ")
-                .map(|(_, u)| u.trim().to_owned())
-        })
-        .expect("the URL line");
-    std::thread::spawn(move || lines.for_each(drop));
+    let url = listening_url(&mut child);
     let test = std::fs::read_to_string(data.join("s4e2_test.csv")).expect("test file");
     let mut test_lines = test.lines();
     let header: Vec<&str> = test_lines.next().expect("header").split(',').collect();
@@ -265,27 +255,26 @@ fn bad_runs_exit_2_naming_the_problem() {
     let empty = tmp.path().join("nodata");
     std::fs::create_dir_all(&empty).expect("dir");
 
+    // Runs `tabtune run --no-fetch` with `section` as the config's [run]: exit 2, stderr back.
+    let refused = |section: &str| {
+        let config = config_with_run(cwd, section);
+        let out = run_cmd(cwd, &config, &empty)
+            .args(["run", "--no-fetch"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{section}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
     // No sweeps planned.
-    let config = config_with_run(cwd, "[run]\nbudget-minutes = 1\n");
-    let out = run_cmd(cwd, &config, &empty)
-        .args(["run", "--no-fetch"])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused("[run]\nbudget-minutes = 1\n");
     assert!(
         err.contains("run.sweeps") && err.contains("run.toml"),
         "{err}"
     );
 
     // A space that does not exist.
-    let config = config_with_run(cwd, "[[run.sweeps]]\nspace = \"missing.toml\"\n");
-    let out = run_cmd(cwd, &config, &empty)
-        .args(["run", "--no-fetch"])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused("[[run.sweeps]]\nspace = \"missing.toml\"\n");
     assert!(
         err.contains("run.sweeps[0].space") && err.contains("missing.toml"),
         "{err}"
@@ -293,19 +282,14 @@ fn bad_runs_exit_2_naming_the_problem() {
 
     // Data missing and fetching forbidden: names the file and what to do.
     std::fs::write(cwd.join("trees.toml"), TREES).expect("write");
-    let config = config_with_run(cwd, "[[run.sweeps]]\nspace = \"trees.toml\"\n");
-    let out = run_cmd(cwd, &config, &empty)
-        .args(["run", "--no-fetch"])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused("[[run.sweeps]]\nspace = \"trees.toml\"\n");
     assert!(
         err.contains("s4e2_train.csv") && err.contains("--no-fetch") && err.contains("--data-dir"),
         "{err}"
     );
 
     // Flags.
+    let config = config_with_run(cwd, "[[run.sweeps]]\nspace = \"trees.toml\"\n");
     for (flags, needle) in [
         (vec!["--budget-minutes", "0"], "--budget-minutes"),
         (vec!["--n-trials", "0"], "--n-trials"),

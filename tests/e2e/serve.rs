@@ -1,11 +1,10 @@
 //! `tabtune serve`: a real process, a real client, a graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use tabtune_test::synthetic_obesity_csv;
 
-use crate::{json_of, tabtune};
+use crate::{json_of, listening_url, tabtune};
 
 #[test]
 fn serve_prints_its_url_answers_and_stops_on_sigterm() {
@@ -38,15 +37,7 @@ fn serve_prints_its_url_answers_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split_once("listening on ")
-                .map(|(_, u)| u.trim().to_owned())
-        })
-        .expect("the URL line");
+    let url = listening_url(&mut child);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -56,6 +56,22 @@ fn sweep(cwd: &Path, data: &Path, space: &str, study: &str, n: u64) -> assert_cm
     cmd
 }
 
+/// Runs `script` with the optuna venv's Python in `cwd` (it must succeed) and parses the JSON it
+/// prints.
+fn optuna_python<T: serde::de::DeserializeOwned>(cwd: &Path, script: &str) -> T {
+    let out = std::process::Command::new(tabtune_test::python_env("optuna"))
+        .current_dir(cwd)
+        .args(["-c", script])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
 #[test]
 fn sweep_resumes_registers_exports_and_opens_in_optuna() {
     let (Some(train), Some(test)) = (real_data("s4e2_train.csv"), real_data("s4e2_test.csv"))
@@ -140,23 +156,12 @@ fn sweep_resumes_registers_exports_and_opens_in_optuna() {
     assert_eq!(second["n_run"], 2, "{second}");
 
     // Optuna itself reads the study: same trial count, same best value.
-    let python = tabtune_test::python_env("optuna");
     let script = "import json, optuna, sys\n\
         s = optuna.load_study(study_name='dt', storage='sqlite:///studies.db')\n\
         done = [t for t in s.trials if t.state.is_finished()]\n\
         print(json.dumps({'n': len(done), 'best': s.best_value, \
         'params': s.best_trial.params, 'direction': s.direction.name}))";
-    let out = std::process::Command::new(python)
-        .current_dir(tmp.path())
-        .args(["-c", script])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let optuna: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let optuna: serde_json::Value = optuna_python(tmp.path(), script);
     assert_eq!(optuna["n"], 6);
     assert_eq!(optuna["direction"], "MAXIMIZE");
     assert!(
@@ -188,17 +193,7 @@ fn sweep_resumes_registers_exports_and_opens_in_optuna() {
         print(json.dumps({'status': [s1, s2, s3], 'n': len(done), \
         'best': d['best_trials'][0]['values'][0], 'params': {p['name']: p['param_external_value'] \
         for p in d['best_trials'][0]['params']}}))";
-    let out = std::process::Command::new(tabtune_test::python_env("optuna"))
-        .current_dir(tmp.path())
-        .args(["-c", script])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dashboard: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let dashboard: serde_json::Value = optuna_python(tmp.path(), script);
     assert_eq!(
         dashboard["status"],
         serde_json::json!(["200 OK", "200 OK", "200 OK"])
@@ -278,21 +273,10 @@ fn a_holdout_sweep_reports_every_boosting_round_and_prunes() {
         8
     );
     assert!(v["decision"].is_null(), "no decision layer on a holdout");
-    let python = tabtune_test::python_env("optuna");
     let script = "import json, optuna\n\
         s = optuna.load_study(study_name='rounds', storage='sqlite:///studies.db')\n\
         print(json.dumps([[t.state.name, len(t.intermediate_values)] for t in s.trials]))";
-    let out = std::process::Command::new(python)
-        .current_dir(tmp.path())
-        .args(["-c", script])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let trials: Vec<(String, usize)> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let trials: Vec<(String, usize)> = optuna_python(tmp.path(), script);
     // Complete trials reported each of their (up to 40) rounds; pruned ones stopped early.
     for (state, steps) in &trials {
         assert!(*steps >= 1, "{trials:?}");

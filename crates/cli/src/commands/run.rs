@@ -23,11 +23,10 @@ use tabtune_train::decision::{DecisionReport, decide};
 use tabtune_train::nn::device::{Device, select};
 use tabtune_train::nn::{DeviceChoice, DeviceRequest};
 use tabtune_train::objective::OofStore;
-use tabtune_tune::{FrozenTrial, TrialState};
 
 use crate::cli::{InputArgs, MonitorArgs, PredictArgs, RunArgs, SweepArgs};
 use crate::commands::export::{ExportRequest, export_trial};
-use crate::commands::sweep::{SweepOutcome, execute, study_dir};
+use crate::commands::sweep::{SweepOutcome, execute, fold_of, study_dir, top_oofs};
 use crate::commands::{eda, monitor, predict};
 use crate::context::Context;
 use crate::output;
@@ -487,29 +486,8 @@ fn decision_layer(
     for d in done {
         let o = &d.outcome;
         let store = OofStore::new(study_dir(&o.study).join("oof"));
-        let mut complete: Vec<&FrozenTrial> = o
-            .trials
-            .iter()
-            .filter(|t| t.state == TrialState::Complete && t.value.is_some())
-            .collect();
-        let direction = o.metric.direction();
-        complete.sort_by(|a, b| {
-            direction
-                .as_loss(a.value.unwrap_or(0.0))
-                .total_cmp(&direction.as_loss(b.value.unwrap_or(0.0)))
-        });
-        let mut taken = 0;
-        for t in complete {
-            if taken == k {
-                break;
-            }
-            if let Some(m) = store.get(t.number)?
-                && m.nrows() == table.n_rows()
-            {
-                candidates.push((o.study.clone(), t.number, m));
-                taken += 1;
-            }
-        }
+        let top = top_oofs(&o.trials, o.metric.direction(), &store, k, table.n_rows())?;
+        candidates.extend(top.into_iter().map(|(n, m)| (o.study.clone(), n, m)));
     }
     if candidates.len() < 2 {
         tracing::info!("decision layer skipped: fewer than 2 trials with out-of-fold predictions");
@@ -521,12 +499,7 @@ fn decision_layer(
         seed: args.seed.unwrap_or(config.cv.seed),
         stratify: config.cv.stratify,
     };
-    let mut fold_of = vec![0usize; table.n_rows()];
-    for f in kfold.split(&y, config.schema.classes().len())? {
-        for &r in &f.valid {
-            fold_of[r] = f.fold;
-        }
-    }
+    let fold_of = fold_of(kfold, &y, config.schema.classes().len())?;
     let views: Vec<_> = candidates.iter().map(|(_, _, m)| m.view()).collect();
     let report = decide(&views, &y, &fold_of, 20)?;
 

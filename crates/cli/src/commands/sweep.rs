@@ -863,6 +863,30 @@ fn decision_layer(
     k: usize,
     table: &Table,
 ) -> Result<Option<(DecisionReport, Vec<u64>)>> {
+    let (numbers, oofs): (Vec<u64>, Vec<Array2<f64>>) =
+        top_oofs(trials, direction, &setup.oof, k, table.n_rows())?
+            .into_iter()
+            .unzip();
+    if oofs.len() < 2 {
+        tracing::info!("decision layer skipped: fewer than 2 complete trials with OOF predictions");
+        return Ok(None);
+    }
+    let y = table.target.as_deref().unwrap_or_default();
+    let fold_of = fold_of(setup.kfold, y, setup.spec.schema().classes().len())?;
+    let views: Vec<_> = oofs.iter().map(|m| m.view()).collect();
+    let report = decide(&views, y, &fold_of, 20)?;
+    Ok(Some((report, numbers)))
+}
+
+/// The best `k` complete trials (best first) whose out-of-fold predictions are stored and
+/// cover all `rows` rows, with those predictions: the decision layer's candidates.
+pub fn top_oofs(
+    trials: &[FrozenTrial],
+    direction: Direction,
+    oof: &OofStore,
+    k: usize,
+    rows: usize,
+) -> Result<Vec<(u64, Array2<f64>)>> {
     let mut done: Vec<&FrozenTrial> = trials
         .iter()
         .filter(|t| t.state == TrialState::Complete && t.value.is_some())
@@ -872,36 +896,29 @@ fn decision_layer(
             .as_loss(a.value.unwrap_or(0.0))
             .total_cmp(&direction.as_loss(b.value.unwrap_or(0.0)))
     });
-    let mut numbers = Vec::new();
-    let mut oofs: Vec<Array2<f64>> = Vec::new();
+    let mut out = Vec::new();
     for t in done {
-        if oofs.len() == k {
+        if out.len() == k {
             break;
         }
-        if let Some(m) = setup.oof.get(t.number)?
-            && m.nrows() == table.n_rows()
+        if let Some(m) = oof.get(t.number)?
+            && m.nrows() == rows
         {
-            numbers.push(t.number);
-            oofs.push(m);
+            out.push((t.number, m));
         }
     }
-    if oofs.len() < 2 {
-        tracing::info!("decision layer skipped: fewer than 2 complete trials with OOF predictions");
-        return Ok(None);
+    Ok(out)
+}
+
+/// Each row's validation fold under `kfold` (labels `y`, `n_classes` classes).
+pub fn fold_of(kfold: KFold, y: &[u32], n_classes: usize) -> Result<Vec<usize>> {
+    let mut fold_of = vec![0usize; y.len()];
+    for f in kfold.split(y, n_classes)? {
+        for &r in &f.valid {
+            fold_of[r] = f.fold;
+        }
     }
-    let y = table.target.as_deref().unwrap_or_default();
-    let fold_of = setup
-        .kfold
-        .split(y, setup.spec.schema().classes().len())?
-        .iter()
-        .flat_map(|f| f.valid.iter().map(move |&r| (r, f.fold)))
-        .fold(vec![0usize; table.n_rows()], |mut acc, (r, f)| {
-            acc[r] = f;
-            acc
-        });
-    let views: Vec<_> = oofs.iter().map(|m| m.view()).collect();
-    let report = decide(&views, y, &fold_of, 20)?;
-    Ok(Some((report, numbers)))
+    Ok(fold_of)
 }
 
 fn decision_html(d: &DecisionReport, numbers: &[u64]) -> String {
