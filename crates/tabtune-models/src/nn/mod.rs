@@ -4,10 +4,12 @@
 //! one model (`tabtune_train::nn` holds the training loops). One member is an ordinary model:
 //! [`NeuralModel`] predicts on the CPU (the flex backend) for `tabtune predict` and `serve`.
 
+mod dropout;
 mod model;
 mod net;
 mod params;
 
+pub use dropout::{DeviceCounters, DropoutKey, DropoutLayout};
 pub use model::{
     CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, CheckpointInfo, NEURAL_FORMAT,
     NEURAL_FORMAT_VERSION, NamedTensor, NeuralModel,

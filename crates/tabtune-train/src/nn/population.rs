@@ -15,11 +15,11 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use tabtune_features::rng::SplitMix64;
 use tabtune_models::gbdt::Control;
 use tabtune_models::nn::{
-    BATCH_NORM_MOMENTUM, BatchRows, BatchStats, Masks, NamedTensor, NetShape, NeuralModel,
-    NeuralParams, Norm, Role, forward, forward_with_stats, quantile_edges, uniform,
+    BATCH_NORM_MOMENTUM, BatchRows, BatchStats, DeviceCounters, DropoutKey, DropoutLayout, Masks, NamedTensor, NetShape, NeuralModel,
+    NeuralParams, Norm, Role, forward, forward_with_stats, quantile_edges,
 };
 
-use super::device::{BackendJob, DeviceChoice, dispatch};
+use super::device::{BackendJob, Device, DeviceChoice, dispatch};
 use crate::error::{Result, TrainError};
 
 const BETA1: f64 = 0.9;
@@ -173,6 +173,18 @@ pub fn train_population(
     device: &DeviceChoice,
     on_epoch: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
 ) -> Result<Vec<MemberResult>> {
+    train_population_with(data, members, device, on_epoch, device.device != Device::Cpu)
+}
+
+/// [`train_population`], with dropout masks computed on the device (`device_dropout`) or drawn
+/// on the host; both give the same masks (the CPU default is the host, where it is cheaper).
+pub(crate) fn train_population_with(
+    data: &PopulationData,
+    members: &[Member],
+    device: &DeviceChoice,
+    on_epoch: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
+    device_dropout: bool,
+) -> Result<Vec<MemberResult>> {
     validate(data, members)?;
     dispatch(
         device,
@@ -181,6 +193,7 @@ pub fn train_population(
             members,
             on_epoch,
             checkpoints: device.checkpoints,
+            device_dropout,
         },
     )?
 }
@@ -258,13 +271,14 @@ struct Job<'a> {
     members: &'a [Member],
     on_epoch: &'a mut dyn FnMut(usize, &EpochMetrics) -> Control,
     checkpoints: bool,
+    device_dropout: bool,
 }
 
 impl BackendJob for Job<'_> {
     type Output = Result<Vec<MemberResult>>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let mut trainer = Trainer::<B>::new(self.data, self.members, device);
+        let mut trainer = Trainer::<B>::new(self.data, self.members, device, self.device_dropout);
         trainer.checkpoints = self.checkpoints;
         Ok(trainer.run(self.on_epoch))
     }
@@ -304,6 +318,10 @@ struct Trainer<'a, B: AutodiffBackend> {
     state: Vec<MemberState>,
     /// Whether the hook gets each improved member's best weights.
     checkpoints: bool,
+    /// The shape of the dropout masks.
+    dropout_layout: DropoutLayout,
+    /// Counters resident on the device when masks are computed there (else drawn on the host).
+    device_dropout: Option<DeviceCounters<Inner<B>>>,
 }
 
 fn member_tensor<BK: Backend>(values: Vec<f32>, p: usize, device: &BK::Device) -> Tensor<BK, 3> {
@@ -311,7 +329,12 @@ fn member_tensor<BK: Backend>(values: Vec<f32>, p: usize, device: &BK::Device) -
 }
 
 impl<'a, B: AutodiffBackend> Trainer<'a, B> {
-    fn new(data: &'a PopulationData, members: &'a [Member], device: B::Device) -> Self {
+    fn new(
+        data: &'a PopulationData,
+        members: &'a [Member],
+        device: B::Device,
+        device_dropout: bool,
+    ) -> Self {
         let p = members.len();
         let widths: Vec<usize> = members.iter().map(|m| m.params.width).collect();
         let width = widths.iter().copied().max().unwrap_or(1);
@@ -381,6 +404,14 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                 lr: 0.0,
             })
             .collect();
+        let dropout_layout = DropoutLayout {
+            k: shape.k,
+            rows: members[0].params.batch_size,
+            width,
+            own: widths.clone(),
+        };
+        let device_dropout = (device_dropout && members.iter().any(|m| m.params.dropout > 0.0))
+            .then(|| DeviceCounters::new(dropout_layout.clone(), &device));
         Self {
             data,
             members,
@@ -395,6 +426,8 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             params,
             state,
             checkpoints: false,
+            dropout_layout,
+            device_dropout,
         }
     }
 
@@ -585,28 +618,25 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         let mut masks = width_masks.clone();
         if any_dropout {
             for _ in 0..self.shape.depth {
-                let mut values = vec![1f32; p * k * batch * width];
-                for (m, rows) in batches.iter().enumerate() {
-                    let rate = self.members[m].params.dropout;
-                    if rate == 0.0 || rows.is_empty() {
-                        continue;
-                    }
-                    let keep = (1.0 / (1.0 - rate)) as f32;
-                    let rng = &mut self.state[m].dropout;
-                    let own = self.widths[m];
-                    for kk in 0..k {
-                        for r in 0..rows.len() {
-                            let at = ((m * k + kk) * batch + r) * width;
-                            for v in &mut values[at..at + own] {
-                                *v = if uniform(rng) < rate { 0.0 } else { keep };
-                            }
-                        }
-                    }
-                }
-                masks.dropout.push(Tensor::from_data(
-                    TensorData::new(values, [p, k, batch, width]),
-                    &self.device,
-                ));
+                let keys: Vec<Option<(DropoutKey, f64)>> = batches
+                    .iter()
+                    .enumerate()
+                    .map(|(m, rows)| {
+                        let rate = self.members[m].params.dropout;
+                        (rate > 0.0 && !rows.is_empty())
+                            .then(|| (DropoutKey::draw(&mut self.state[m].dropout), rate))
+                    })
+                    .collect();
+                masks.dropout.push(match &self.device_dropout {
+                    Some(counters) => Tensor::from_inner(counters.mask(&keys)),
+                    None => Tensor::from_data(
+                        TensorData::new(
+                            self.dropout_layout.host_mask(&keys),
+                            [p, k, batch, width],
+                        ),
+                        &self.device,
+                    ),
+                });
             }
         }
         if self.shape.norm == Norm::Batch {

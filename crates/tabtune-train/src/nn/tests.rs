@@ -216,6 +216,49 @@ fn population_of_different_widths_equals_separate_runs() {
     }
 }
 
+#[test]
+fn population_with_dropout_masks_computed_on_the_device_equals_masks_drawn_on_the_host() {
+    // The GPU path computes each step's dropout masks on the device; on flex both paths run,
+    // and the masks (hence the training) must be bit-identical, alone and in a population of
+    // different widths, TabM and MLP rates (one member without dropout).
+    let d = data(1);
+    let (tr, va) = split(4, 2);
+    let members: Vec<Member> = [(16usize, 0.2), (8, 0.0), (12, 0.35)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (width, dropout))| {
+            let mut p = small(NetKind::Tabm);
+            p.width = width;
+            p.dropout = dropout;
+            p.seed = 40 + i as u64;
+            p.epochs = 3;
+            member(p, 0, tr.clone(), va.clone())
+        })
+        .collect();
+    let with = |members: &[Member], on_device: bool| {
+        super::population::train_population_with(
+            &d,
+            members,
+            &cpu(),
+            &mut continue_all,
+            on_device,
+        )
+        .expect("trains")
+    };
+    let host = with(&members, false);
+    let device = with(&members, true);
+    for i in 0..members.len() {
+        assert_close(&device[i], &host[i], 0.0, &format!("device-dropout member {i}"));
+        let alone = with(std::slice::from_ref(&members[i]), true);
+        assert_close(&device[i], &alone[0], 1e-4, &format!("device-dropout alone {i}"));
+    }
+    // Dropout changes training: the same member without it ends elsewhere.
+    let mut undropped = members[0].clone();
+    undropped.params.dropout = 0.0;
+    let plain = with(std::slice::from_ref(&undropped), true);
+    assert_ne!(plain[0].model.tensors, device[0].model.tensors);
+}
+
 /// The tensor `name` of a result.
 fn tensor<'a>(r: &'a MemberResult, name: &str) -> &'a [f32] {
     &r.model
@@ -686,6 +729,34 @@ fn cuda_population_equals_separate_cuda_runs() {
             .expect("cuda trains one");
         assert_close(&together[i], &alone[0], 1e-3, &format!("cuda member {i}"));
     }
+}
+
+/// The dropout masks computed by CUDA kernels are bit-identical to the host reference (the
+/// same exact integer hash), for a stack of members of different widths and rates.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver (scripts/gpu-check.sh runs it)"]
+fn cuda_dropout_masks_equal_the_host_reference() {
+    use tabtune_models::nn::{DeviceCounters, DropoutKey, DropoutLayout};
+    super::device::select(super::device::DeviceRequest::Cuda(0)).expect("a CUDA GPU");
+    let layout = DropoutLayout {
+        k: 4,
+        rows: 64,
+        width: 48,
+        own: vec![48, 32, 40, 48],
+    };
+    let mut rng = tabtune_features::rng::SplitMix64::new(5);
+    let keys: Vec<_> = [0.1, 0.0, 0.35, 0.5]
+        .into_iter()
+        .map(|rate| (rate > 0.0).then(|| (DropoutKey::draw(&mut rng), rate)))
+        .collect();
+    let device = burn::backend::cuda::CudaDevice { index: 0 };
+    let gpu: Vec<f32> = DeviceCounters::<burn::backend::Cuda>::new(layout.clone(), &device)
+        .mask(&keys)
+        .into_data()
+        .into_vec()
+        .expect("f32");
+    assert_eq!(gpu, layout.host_mask(&keys));
 }
 
 /// The GPU trains what the CPU trains. Reductions run in another order on the GPU, and three

@@ -1,0 +1,324 @@
+//! Dropout masks from a counter-based hash, so the same masks come from the CPU (drawn on the
+//! host, cheap there) and from a GPU (computed on the device, where uploading P members' masks
+//! every step cost more than the step itself: 50 MB per step for P = 64 default MLPs).
+//!
+//! Each member draws one [`DropoutKey`] per hidden layer per step from its own generator, so a
+//! member's masks are the same alone or in a population. A unit's number is
+//! [`hash`]`(key, counter)` with `counter = (ensemble member · rows + row) · own width + unit`
+//! (the member's own width, not the stack's, for the same reason). The hash works in exact
+//! integer arithmetic below 2³¹ (squares of numbers below [`MODULUS`], a prime just under
+//! √2³¹), so i32 tensors on every backend and the host give bit-identical results: it is four
+//! rounds of `x ← (x² + c) mod q`, feeding the counter's low and high bits and the key back in
+//! each round. A unit is dropped when its number is below [`threshold`]`(rate)`; kept units are
+//! scaled by `1 / (1 − rate)`.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use tabtune_features::rng::SplitMix64;
+
+/// The prime modulus of the hash: the largest prime whose square minus one plus a round's
+/// additions stays below 2³¹.
+pub const MODULUS: i32 = 46_337;
+
+/// Bits of the counter fed as its low part.
+const LOW_BITS: u32 = 15;
+
+/// One member's key for one layer at one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropoutKey([i32; 3]);
+
+impl DropoutKey {
+    /// The next key from a member's dropout generator.
+    pub fn draw(rng: &mut SplitMix64) -> Self {
+        let z = rng.next_u64();
+        let part = |shift: u32| ((z >> shift) % MODULUS as u64) as i32;
+        Self([part(0), part(21), part(42)])
+    }
+}
+
+/// Split of a counter into the low and high parts the rounds feed back.
+fn parts(counter: u64) -> (i32, i32) {
+    (
+        (counter & ((1 << LOW_BITS) - 1)) as i32,
+        i32::try_from(counter >> LOW_BITS).expect("a dropout counter fits in 46 bits"),
+    )
+}
+
+/// The number in `[0, MODULUS)` of one unit (the CPU reference of [`DeviceCounters::mask`]).
+pub fn hash(key: DropoutKey, counter: u64) -> i32 {
+    let [a, b, d] = key.0;
+    let (lo, hi) = parts(counter);
+    let round = |x: i32, c: i32| (x * x + c) % MODULUS;
+    let x = (lo + a) % MODULUS;
+    let x = round(x, hi + b);
+    let x = round(x, lo + d);
+    let x = round(x, hi + a);
+    round(x, lo + b)
+}
+
+/// Numbers below this are dropped at `rate`.
+pub fn threshold(rate: f64) -> i32 {
+    (rate * f64::from(MODULUS)).round() as i32
+}
+
+/// The shape of a stack's dropout masks, `[P, k, rows, width]`, and each member's own width.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropoutLayout {
+    /// The TabM ensemble size (1 for an MLP).
+    pub k: usize,
+    /// Rows per batch.
+    pub rows: usize,
+    /// The stack's width.
+    pub width: usize,
+    /// Each member's own width (≤ `width`).
+    pub own: Vec<usize>,
+}
+
+impl DropoutLayout {
+    fn counter(&self, m: usize, kk: usize, r: usize, u: usize) -> u64 {
+        ((kk * self.rows + r) * self.own[m] + u) as u64
+    }
+
+    fn dims(&self) -> [usize; 4] {
+        [self.own.len(), self.k, self.rows, self.width]
+    }
+
+    /// One layer's multipliers on the host: per member `Some((key, rate))` (or `None`: all 1),
+    /// flattened `[P, k, rows, width]`.
+    pub fn host_mask(&self, keys: &[Option<(DropoutKey, f64)>]) -> Vec<f32> {
+        let [p, k, rows, width] = self.dims();
+        let mut values = vec![1f32; p * k * rows * width];
+        for (m, key) in keys.iter().enumerate() {
+            let Some((key, rate)) = *key else { continue };
+            let cut = threshold(rate);
+            let keep = (1.0 / (1.0 - rate)) as f32;
+            for kk in 0..k {
+                for r in 0..rows {
+                    let at = ((m * k + kk) * rows + r) * width;
+                    for (u, v) in values[at..at + width].iter_mut().enumerate() {
+                        *v = if hash(key, self.counter(m, kk, r, u)) < cut {
+                            0.0
+                        } else {
+                            keep
+                        };
+                    }
+                }
+            }
+        }
+        values
+    }
+}
+
+/// The counters' parts, resident on a device, for computing masks there.
+#[derive(Clone, Debug)]
+pub struct DeviceCounters<B: Backend> {
+    layout: DropoutLayout,
+    lo: Tensor<B, 4, Int>,
+    hi: Tensor<B, 4, Int>,
+}
+
+impl<B: Backend> DeviceCounters<B> {
+    /// Uploads the counters of `layout` (once per training run).
+    pub fn new(layout: DropoutLayout, device: &B::Device) -> Self {
+        let dims = layout.dims();
+        let [p, k, rows, width] = dims;
+        let mut lo = Vec::with_capacity(p * k * rows * width);
+        let mut hi = Vec::with_capacity(lo.capacity());
+        for m in 0..p {
+            for kk in 0..k {
+                for r in 0..rows {
+                    for u in 0..width {
+                        let (l, h) = parts(layout.counter(m, kk, r, u));
+                        lo.push(l);
+                        hi.push(h);
+                    }
+                }
+            }
+        }
+        Self {
+            lo: Tensor::from_data(TensorData::new(lo, dims), device),
+            hi: Tensor::from_data(TensorData::new(hi, dims), device),
+            layout,
+        }
+    }
+
+    /// One layer's multipliers, computed on the device; equal to
+    /// [`DropoutLayout::host_mask`] with the same keys.
+    pub fn mask(&self, keys: &[Option<(DropoutKey, f64)>]) -> Tensor<B, 4> {
+        let p = self.layout.own.len();
+        let device = self.lo.device();
+        let mut parts = [vec![0i32; p], vec![0i32; p], vec![0i32; p]];
+        // Without a key the threshold is 0 (nothing is dropped) and the multiplier 1.
+        let mut cut = vec![0i32; p];
+        let mut keep = vec![1f32; p];
+        for (m, key) in keys.iter().enumerate() {
+            let Some((key, rate)) = *key else { continue };
+            for (part, value) in parts.iter_mut().zip(key.0) {
+                part[m] = value;
+            }
+            cut[m] = threshold(rate);
+            keep[m] = (1.0 / (1.0 - rate)) as f32;
+        }
+        let member = |values: Vec<i32>| {
+            Tensor::<B, 4, Int>::from_data(TensorData::new(values, [p, 1, 1, 1]), &device)
+        };
+        let [a, b, d] = parts.map(member);
+        let round = |x: Tensor<B, 4, Int>, c: Tensor<B, 4, Int>| {
+            (x.clone() * x + c).remainder_scalar(MODULUS)
+        };
+        let x = (self.lo.clone() + a.clone()).remainder_scalar(MODULUS);
+        let x = round(x, self.hi.clone() + b.clone());
+        let x = round(x, self.lo.clone() + d);
+        let x = round(x, self.hi.clone() + a);
+        let x = round(x, self.lo.clone() + b);
+        // 1 where x ≥ cut (kept), else 0: x and cut are integers.
+        let kept = (x - member(cut)).add_scalar(1).clamp(0, 1).float();
+        kept * Tensor::<B, 4>::from_data(TensorData::new(keep, [p, 1, 1, 1]), &device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::backend::flex::FlexDevice;
+
+    fn layout() -> DropoutLayout {
+        DropoutLayout {
+            k: 2,
+            rows: 5,
+            width: 7,
+            own: vec![7, 4, 7],
+        }
+    }
+
+    #[test]
+    fn modulus_is_prime_and_rounds_stay_below_i32_max() {
+        let q = i64::from(MODULUS);
+        assert!((2..=215).all(|d| q % d != 0), "{q} is prime");
+        let max_counter_part = (1i64 << LOW_BITS) - 1 + q - 1;
+        assert!((q - 1) * (q - 1) + max_counter_part < i64::from(i32::MAX));
+    }
+
+    #[test]
+    fn device_masks_equal_the_host_reference() {
+        let layout = layout();
+        let mut rng = SplitMix64::new(7);
+        let keys = vec![
+            Some((DropoutKey::draw(&mut rng), 0.3)),
+            None,
+            Some((DropoutKey::draw(&mut rng), 0.1)),
+        ];
+        let host = layout.host_mask(&keys);
+        let device = DeviceCounters::<Flex>::new(layout, &FlexDevice)
+            .mask(&keys)
+            .into_data()
+            .into_vec::<f32>()
+            .expect("f32");
+        assert_eq!(host, device);
+        // The member without a key keeps everything at 1.
+        assert!(host[70..140].iter().all(|&v| v == 1.0));
+        assert!(host.contains(&0.0));
+    }
+
+    #[test]
+    fn a_member_gets_the_same_mask_alone_or_in_a_wider_stack() {
+        let mut rng = SplitMix64::new(11);
+        let key = Some((DropoutKey::draw(&mut rng), 0.25));
+        let alone = DropoutLayout {
+            k: 1,
+            rows: 3,
+            width: 4,
+            own: vec![4],
+        }
+        .host_mask(&[key]);
+        let stacked = DropoutLayout {
+            k: 1,
+            rows: 3,
+            width: 9,
+            own: vec![9, 4],
+        }
+        .host_mask(&[None, key]);
+        for r in 0..3 {
+            assert_eq!(
+                alone[r * 4..r * 4 + 4],
+                stacked[(3 + r) * 9..(3 + r) * 9 + 4]
+            );
+        }
+    }
+
+    #[test]
+    fn masks_drop_at_the_rate_without_pattern() {
+        // 64 steps of a 256-row, 256-unit layer at rate 0.1: the dropped share, and no
+        // dependence between neighbouring units, rows or steps.
+        let (rows, width) = (256usize, 256usize);
+        let layout = DropoutLayout {
+            k: 1,
+            rows,
+            width,
+            own: vec![width],
+        };
+        let mut rng = SplitMix64::new(3);
+        let mut masks = Vec::new();
+        for _ in 0..64 {
+            let key = Some((DropoutKey::draw(&mut rng), 0.1));
+            masks.push(
+                layout
+                    .host_mask(&[key])
+                    .iter()
+                    .map(|&v| f64::from(u8::from(v == 0.0)))
+                    .collect::<Vec<f64>>(),
+            );
+        }
+        let all: Vec<f64> = masks.iter().flatten().copied().collect();
+        let rate = all.iter().sum::<f64>() / all.len() as f64;
+        assert!((rate - 0.1).abs() < 0.002, "dropped share {rate}");
+        let corr = |pairs: &[(f64, f64)]| {
+            let n = pairs.len() as f64;
+            let (mx, my) = pairs
+                .iter()
+                .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+            let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+            for (x, y) in pairs {
+                sxy += (x - mx) * (y - my);
+                sxx += (x - mx) * (x - mx);
+                syy += (y - my) * (y - my);
+            }
+            sxy / (sxx * syy).sqrt()
+        };
+        let mut units = Vec::new();
+        let mut row_pairs = Vec::new();
+        let mut steps = Vec::new();
+        for (s, mask) in masks.iter().enumerate() {
+            for r in 0..rows {
+                for u in 0..width {
+                    let v = mask[r * width + u];
+                    if u + 1 < width {
+                        units.push((v, mask[r * width + u + 1]));
+                    }
+                    if r + 1 < rows {
+                        row_pairs.push((v, mask[(r + 1) * width + u]));
+                    }
+                    if s + 1 < masks.len() {
+                        steps.push((v, masks[s + 1][r * width + u]));
+                    }
+                }
+            }
+        }
+        for (what, pairs) in [("units", units), ("rows", row_pairs), ("steps", steps)] {
+            let c = corr(&pairs);
+            assert!(c.abs() < 0.01, "correlation of neighbouring {what}: {c}");
+        }
+        // Every row drops some units and no unit is always dropped or always kept.
+        let per_unit: Vec<f64> = (0..width)
+            .map(|u| {
+                masks
+                    .iter()
+                    .flat_map(|m| (0..rows).map(move |r| m[r * width + u]))
+                    .sum::<f64>()
+                    / (rows * masks.len()) as f64
+            })
+            .collect();
+        assert!(per_unit.iter().all(|&r| (r - 0.1).abs() < 0.02), "{per_unit:?}");
+    }
+}
