@@ -11,8 +11,9 @@ use super::binning::{BinMapper, Binned};
 use super::ctr::{self, TargetStats};
 use super::grow::{GrowSettings, Grower, sample};
 use super::hist::{GradPair, Layout, SplitRules};
-use super::objective::{log_loss, logistic_grad, sigmoid, softmax, softmax_grad};
+use super::objective::{sigmoid, softmax};
 use super::params::{GbdtParams, GbdtValid, Growth};
+use super::scores;
 use super::tree::Tree;
 use crate::error::{ModelError, Result};
 
@@ -23,6 +24,10 @@ pub const GBDT_FORMAT_VERSION: u32 = 1;
 
 /// Rows per parallel block in batch prediction.
 const BLOCK: usize = 256;
+
+/// From this many rows on, a block passes its rows down each tree a node at a time
+/// ([`Tree::predict_rows`]) instead of walking the tree once per row.
+const PARTITION_ROWS: usize = 16;
 
 /// Features and labels.
 #[derive(Clone, Copy, Debug)]
@@ -204,10 +209,30 @@ impl GbdtModel {
                 for _ in rows.clone() {
                     scores.extend_from_slice(&self.init);
                 }
+                // A tree's outputs for the whole block, then added row by row: the same sums
+                // in the same order as adding each row's walk.
+                let n_rows = rows.len();
+                let (mut order, mut scratch) = (Vec::with_capacity(n_rows), Vec::new());
+                let mut values = vec![0.0f32; n_rows];
                 for round in &self.trees {
                     for (out, tree) in round.iter().enumerate() {
-                        for (r, row) in features.chunks_exact(width).enumerate() {
-                            scores[r * k + out] += f64::from(tree.predict_row(row));
+                        if n_rows >= PARTITION_ROWS {
+                            order.clear();
+                            order.extend(0..n_rows as u32);
+                            tree.predict_rows(
+                                &features,
+                                width,
+                                &mut order,
+                                &mut scratch,
+                                &mut values,
+                            );
+                        } else {
+                            for (v, row) in values.iter_mut().zip(features.chunks_exact(width)) {
+                                *v = tree.predict_row(row);
+                            }
+                        }
+                        for (r, v) in values.iter().enumerate() {
+                            scores[r * k + out] += f64::from(*v);
                         }
                     }
                 }
@@ -365,17 +390,21 @@ pub(crate) fn check_data(
             "{what} label {y} at row {i} is not a class (0..{n_classes})"
         )));
     }
-    for ((i, j), v) in d.x.indexed_iter() {
-        if v.is_infinite() || (v.is_nan() && !allow_missing) {
-            return Err(ModelError::Data(format!(
-                "{what} data: {v} at row {i}, feature {j}; expected finite numbers{}",
-                if allow_missing {
-                    ""
-                } else {
-                    " (NaN counts as missing only with allow_missing=true)"
-                }
-            )));
-        }
+    let bad = |v: &f32| v.is_infinite() || (v.is_nan() && !allow_missing);
+    // A plain pass first (every fit of a sweep checks its matrices); positions only on error.
+    if d.x.iter().any(bad) {
+        let ((i, j), v) =
+            d.x.indexed_iter()
+                .find(|(_, v)| bad(v))
+                .expect("a bad value was seen above");
+        return Err(ModelError::Data(format!(
+            "{what} data: {v} at row {i}, feature {j}; expected finite numbers{}",
+            if allow_missing {
+                ""
+            } else {
+                " (NaN counts as missing only with allow_missing=true)"
+            }
+        )));
     }
     Ok(())
 }
@@ -553,18 +582,31 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
             },
         };
         let all_features: Vec<usize> = (0..n_features).collect();
+        // Per output: its grower, gradients, and the round's tree value for every training and
+        // validation row (each output's tree is grown and applied on its own thread).
         let mut growers: Vec<Grower<'_>> = (0..k)
             .map(|_| Grower::new(binned, mappers, &layout))
             .collect();
         let mut grads: Vec<Vec<GradPair>> = vec![vec![GradPair::default(); n]; k];
+        let mut train_deltas: Vec<Vec<f32>> = vec![vec![0.0; n]; k];
+        let mut valid_deltas: Vec<Vec<f32>> = vec![vec![0.0; n_valid]; k];
+        // Per output: the rows to pass down its tree and scratch space for the partitions.
+        let mut walks: Vec<(Vec<u32>, Vec<u32>)> = vec![(Vec::new(), Vec::new()); k];
+        let mut valid_losses = Vec::with_capacity(n_valid);
         let mut trees: Vec<Vec<Tree>> = Vec::with_capacity(p.rounds);
         let mut valid_loss = Vec::new();
         let mut importance_gain = vec![0.0f64; n_features];
         let mut importance_split = vec![0u64; n_features];
         let mut best = (f64::INFINITY, 0usize);
-        let mut probs = vec![0.0f64; k.max(2)];
+        scores::add_and_gradients(
+            &mut scores,
+            None,
+            self.train.y,
+            &weights,
+            self.n_classes,
+            &mut grads,
+        );
         for round in 0..p.rounds {
-            self.gradients(&scores, &weights, &mut grads, &mut probs);
             let mut rng =
                 SplitMix64::new(p.seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let sampled: Vec<u32> = if p.subsample < 1.0 {
@@ -576,48 +618,54 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
                 (0..n as u32).collect()
             };
             let seeds: Vec<u64> = (0..k).map(|_| rng.next_u64()).collect();
-            let grown: Vec<_> = growers
-                .par_iter_mut()
-                .zip(grads.par_iter())
-                .zip(seeds.par_iter())
-                .map(|((grower, grad), &seed)| {
-                    let mut tree_rng = SplitMix64::new(seed);
-                    let features = sample(&all_features, p.colsample_bytree, &mut tree_rng);
-                    let mut rows = sampled.clone();
-                    let grown =
-                        grower.grow(&settings, &mut rows, grad, &features, tree_rng.next_u64());
-                    (grown, rows)
-                })
-                .collect();
             // Rows left out by `subsample`: the trees must be walked for them.
-            let out_of_bag: Vec<usize> = if sampled.len() == n {
+            let out_of_bag: Vec<u32> = if sampled.len() == n {
                 Vec::new()
             } else {
                 let mut in_bag = vec![false; n];
                 for &r in &sampled {
                     in_bag[r as usize] = true;
                 }
-                (0..n).filter(|&r| !in_bag[r]).collect()
+                (0..n as u32).filter(|&r| !in_bag[r as usize]).collect()
             };
+            let grown: Vec<_> = growers
+                .par_iter_mut()
+                .zip(grads.par_iter())
+                .zip(seeds.par_iter())
+                .zip(train_deltas.par_iter_mut())
+                .zip(valid_deltas.par_iter_mut())
+                .zip(walks.par_iter_mut())
+                .map(
+                    |(((((grower, grad), &seed), train_delta), valid_delta), (walk, scratch))| {
+                        let mut tree_rng = SplitMix64::new(seed);
+                        let features = sample(&all_features, p.colsample_bytree, &mut tree_rng);
+                        let mut rows = sampled.clone();
+                        let seed = tree_rng.next_u64();
+                        let grown = grower.grow(&settings, &mut rows, grad, &features, seed);
+                        // The grower partitioned the sampled rows by leaf: their values come
+                        // from the leaf ranges, the same values a walk of the tree gives.
+                        for &(start, end, value) in &grown.leaves {
+                            for &r in &rows[start..end] {
+                                train_delta[r as usize] = value;
+                            }
+                        }
+                        walk.clone_from(&out_of_bag);
+                        grown
+                            .tree
+                            .predict_binned_rows(binned, walk, scratch, train_delta);
+                        if let Some(vb) = valid_binned {
+                            walk.clear();
+                            walk.extend(0..n_valid as u32);
+                            grown
+                                .tree
+                                .predict_binned_rows(vb, walk, scratch, valid_delta);
+                        }
+                        grown
+                    },
+                )
+                .collect();
             let mut round_trees = Vec::with_capacity(k);
-            for (out, (grown, rows)) in grown.into_iter().enumerate() {
-                // The grower partitioned the sampled rows by leaf: their scores come from the
-                // leaf ranges, the same values a walk of the tree gives.
-                for &(start, end, value) in &grown.leaves {
-                    for &r in &rows[start..end] {
-                        scores[r as usize * k + out] += f64::from(value);
-                    }
-                }
-                for &r in &out_of_bag {
-                    let v = grown.tree.predict_binned(|f| binned.data[f * n + r]);
-                    scores[r * k + out] += f64::from(v);
-                }
-                if let Some(vb) = valid_binned {
-                    for r in 0..n_valid {
-                        let v = grown.tree.predict_binned(|f| vb.data[f * n_valid + r]);
-                        valid_scores[r * k + out] += f64::from(v);
-                    }
-                }
+            for grown in grown {
                 for &(f, gain) in &grown.splits {
                     importance_gain[f] += gain;
                     importance_split[f] += 1;
@@ -626,19 +674,13 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
             }
             trees.push(round_trees);
             let eval = self.valid.map(|v| {
-                let probs: Vec<f64> = valid_scores
-                    .chunks(k)
-                    .flat_map(|r| to_proba(r.to_vec(), self.n_classes))
-                    .collect();
-                let hits = probs
-                    .chunks(self.n_classes)
-                    .zip(v.y)
-                    .filter(|(p, y)| argmax(p) == **y)
-                    .count();
-                RoundEval {
-                    logloss: log_loss(&probs, v.y, self.n_classes),
-                    accuracy: hits as f64 / v.y.len().max(1) as f64,
-                }
+                scores::add_and_evaluate(
+                    &mut valid_scores,
+                    &valid_deltas,
+                    v.y,
+                    self.n_classes,
+                    &mut valid_losses,
+                )
             });
             let loss = eval.map(|e| e.logloss);
             if let Some(l) = loss {
@@ -656,6 +698,14 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
             {
                 break;
             }
+            scores::add_and_gradients(
+                &mut scores,
+                Some(&train_deltas),
+                self.train.y,
+                &weights,
+                self.n_classes,
+                &mut grads,
+            );
         }
         // Importances of target-statistic columns belong to their categorical input.
         let mut extra = n_inputs;
@@ -683,30 +733,6 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
             importance_gain,
             importance_split,
             target_stats,
-        }
-    }
-
-    /// Fills the per-output gradients from the current scores.
-    fn gradients(
-        &self,
-        scores: &[f64],
-        weights: &[f64],
-        grads: &mut [Vec<GradPair>],
-        probs: &mut [f64],
-    ) {
-        let k = grads.len();
-        if self.n_classes == 2 {
-            for (i, (&y, &w)) in self.train.y.iter().zip(weights).enumerate() {
-                grads[0][i] = logistic_grad(scores[i], y as usize, w);
-            }
-            return;
-        }
-        for (i, (&y, &w)) in self.train.y.iter().zip(weights).enumerate() {
-            probs[..k].copy_from_slice(&scores[i * k..(i + 1) * k]);
-            softmax(&mut probs[..k]);
-            for (out, g) in grads.iter_mut().enumerate() {
-                g[i] = softmax_grad(&probs[..k], y as usize, out, w);
-            }
         }
     }
 }

@@ -181,10 +181,12 @@ impl<'a> Grower<'a> {
                 .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
             let Some((i, _)) = pick else { break };
             let parent = open.swap_remove(i);
-            let (l, r) = self.split(job, parent);
+            n_leaves += 1;
+            // The split that fills the leaf budget: its children are never split, so they need
+            // neither histograms nor best splits.
+            let (l, r) = self.split(job, parent, n_leaves == job.settings.num_leaves);
             open.push(l);
             open.push(r);
-            n_leaves += 1;
         }
         open
     }
@@ -196,7 +198,7 @@ impl<'a> Grower<'a> {
             let mut next = Vec::new();
             for o in level {
                 if o.best.is_some() {
-                    let (l, r) = self.split(job, o);
+                    let (l, r) = self.split(job, o, false);
                     next.push(l);
                     next.push(r);
                 } else {
@@ -209,11 +211,11 @@ impl<'a> Grower<'a> {
     }
 
     /// Splits an open leaf on its best split; returns the two children, with histograms and
-    /// best splits where they may split further.
-    fn split(&mut self, job: &mut Job<'_>, mut parent: Open) -> (Open, Open) {
+    /// best splits where they may split further (never when `final_leaves`: the tree is done).
+    fn split(&mut self, job: &mut Job<'_>, mut parent: Open, final_leaves: bool) -> (Open, Open) {
         let split = parent.best.expect("only leaves with a split are split");
         let (mut left, mut right) = self.apply_split(job, &parent, &split);
-        if can_split(job.settings, &left) || can_split(job.settings, &right) {
+        if !final_leaves && (can_split(job.settings, &left) || can_split(job.settings, &right)) {
             let parent_hist = parent
                 .hist
                 .take()
@@ -480,24 +482,38 @@ pub(crate) fn partition(
     goes_left: impl Fn(usize) -> bool,
     missing_left: bool,
 ) -> usize {
-    scratch.clear();
-    let mut w = 0;
-    for i in 0..rows.len() {
-        let r = rows[i];
+    partition_by(rows, scratch, |r| {
         let b = column[r as usize];
-        let left = if b == 0 {
+        if b == 0 {
             missing_left
         } else {
             goes_left(usize::from(b))
-        };
-        if left {
-            rows[w] = r;
-            w += 1;
-        } else {
-            scratch.push(r);
         }
+    })
+}
+
+/// Stable partition of `rows` by `goes_left(row)`; returns the number of rows going left.
+/// `scratch` is scratch space.
+pub(crate) fn partition_by(
+    rows: &mut [u32],
+    scratch: &mut Vec<u32>,
+    goes_left: impl Fn(u32) -> bool,
+) -> usize {
+    scratch.clear();
+    scratch.resize(rows.len(), 0);
+    // Branch-free: every row is written to both sides and only the cursor of its side moves,
+    // so the side (random for a good split) costs no misprediction. `w <= i`: the write never
+    // overtakes the read.
+    let (mut w, mut s) = (0, 0);
+    for i in 0..rows.len() {
+        let r = rows[i];
+        let left = goes_left(r);
+        rows[w] = r;
+        scratch[s] = r;
+        w += usize::from(left);
+        s += usize::from(!left);
     }
-    rows[w..].copy_from_slice(scratch);
+    rows[w..].copy_from_slice(&scratch[..s]);
     w
 }
 
@@ -512,4 +528,62 @@ pub fn sample(features: &[usize], share: f64, rng: &mut SplitMix64) -> Vec<usize
     chosen.truncate(k);
     chosen.sort_unstable();
     chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::hist::GradPair;
+    use super::*;
+
+    #[test]
+    fn leaf_wise_trees_fill_the_budget_and_leaf_ranges_match_walks() {
+        let n = 400u32;
+        let values: Vec<f32> = (0..n)
+            .flat_map(|r| [(r % 37) as f32, (r * 11 % 29) as f32])
+            .collect();
+        let x = ndarray::Array2::from_shape_vec((n as usize, 2), values).expect("shape");
+        let mappers: Vec<BinMapper> = (0..2)
+            .map(|f| BinMapper::fit(&x.column(f).to_vec(), 255))
+            .collect();
+        let binned = Binned::new(x.view(), &mappers);
+        let layout = Layout::new(&binned);
+        // Gradients that many thresholds of both features separate.
+        let grad: Vec<GradPair> = (0..n)
+            .map(|r| GradPair {
+                g: ((r % 37 * 3 + r * 11 % 29) % 7) as f32 - 3.0,
+                h: 1.0,
+            })
+            .collect();
+        let mut grower = Grower::new(&binned, &mappers, &layout);
+        for num_leaves in [2, 3, 7, 16] {
+            let settings = GrowSettings {
+                growth: Growth::LeafWise,
+                num_leaves,
+                max_depth: 0,
+                learning_rate: 0.1,
+                colsample_bynode: 1.0,
+                rules: SplitRules {
+                    lambda: 1.0,
+                    alpha: 0.0,
+                    gamma: 0.0,
+                    min_child_weight: 0.0,
+                    min_data_in_leaf: 5.0,
+                },
+            };
+            let mut rows: Vec<u32> = (0..n).collect();
+            let grown = grower.grow(&settings, &mut rows, &grad, &[0, 1], 7);
+            // The last split (its children get no histograms) still makes two proper leaves.
+            assert_eq!(grown.tree.n_leaves(), num_leaves);
+            assert_eq!(grown.leaves.len(), num_leaves);
+            let mut covered = 0;
+            for &(start, end, value) in &grown.leaves {
+                covered += end - start;
+                for &r in &rows[start..end] {
+                    let walked = grown.tree.predict_binned(|f| binned.column(f)[r as usize]);
+                    assert_eq!(walked, value, "row {r}, {num_leaves} leaves");
+                }
+            }
+            assert_eq!(covered, n as usize);
+        }
+    }
 }

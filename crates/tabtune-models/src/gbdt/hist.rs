@@ -237,8 +237,11 @@ pub fn best_split_of_feature(
     // no `Split` built until the end.
     let missing = bins[0];
     let has_missing = missing.n > 0.0;
+    // Without L1 the soft threshold is the identity (up to the sign of a zero, which squaring
+    // removes): skip its sign branches, which mispredict on gradient sums of either sign.
+    let l1 = rules.alpha > 0.0;
     let score = |g: f64, h: f64| {
-        let t = rules.shrink(g);
+        let t = if l1 { rules.shrink(g) } else { g };
         t * t / (h + rules.lambda)
     };
     let ok = |n: f64, h: f64| n >= rules.min_data_in_leaf && h >= rules.min_child_weight;
@@ -259,6 +262,11 @@ pub fn best_split_of_feature(
         lh += bin.h;
         ln += bin.n;
         let (rg, rh, rn) = (total.g - lg, total.h - lh, total.n - ln);
+        // Row counts are exact and only shrink on the right from here on (with missing values
+        // on the left, more so): no later threshold can leave enough rows there.
+        if rn < rules.min_data_in_leaf {
+            break;
+        }
         if ok(ln, lh) && ok(rn, rh) {
             let s = score(lg, lh) + score(rg, rh);
             if s > best {

@@ -8,6 +8,7 @@ mod grow;
 mod hist;
 mod objective;
 mod params;
+mod scores;
 mod tree;
 
 pub use binning::{BinMapper, Binned};
