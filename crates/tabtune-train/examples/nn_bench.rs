@@ -92,8 +92,18 @@ fn main() {
                 })
                 .collect();
             let mut cont = |_: usize, _: &EpochMetrics| Control::Continue;
-            // Warm-up (allocations, kernel compilation on GPUs).
-            train_population(&data, &members[..1], &choice, &mut cont).unwrap();
+            // Warm-up, one epoch of each shape timed below: a GPU compiles (and autotunes) its
+            // kernels per tensor shape, so a population of P needs its own warm-up.
+            let warm: Vec<Member> = members
+                .iter()
+                .map(|m| {
+                    let mut m = m.clone();
+                    m.params.epochs = 1;
+                    m
+                })
+                .collect();
+            train_population(&data, &warm[..1], &choice, &mut cont).unwrap();
+            train_population(&data, &warm, &choice, &mut cont).unwrap();
             let start = Instant::now();
             train_population(&data, &members, &choice, &mut cont).unwrap();
             let together = start.elapsed().as_secs_f64();
