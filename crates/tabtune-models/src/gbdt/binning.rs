@@ -150,6 +150,11 @@ pub struct Binned {
     pub row_start: Vec<u32>,
     /// Per feature, the bin whose rows are left out of `slots` (`None`: none are).
     pub default_bin: Vec<Option<u8>>,
+    /// The features split in two groups with about as many slots each, for building a
+    /// histogram on two threads: the second group starts at this feature...
+    pub mid_feature: usize,
+    /// ...and row `r`'s slots of the second group at `row_mid[r]` (`n_rows` entries).
+    pub row_mid: Vec<u32>,
 }
 
 impl Binned {
@@ -189,15 +194,40 @@ impl Binned {
                 (count * 10 >= n_rows * 3).then_some(bin as u8)
             })
             .collect();
-        let mut slots = Vec::with_capacity(n_rows * n_features / 2);
+        // Slots per feature, to cut the features where half the slots lie on either side.
+        let per_feature: Vec<usize> = (0..n_features)
+            .map(|f| {
+                let column = &data[f * n_rows..(f + 1) * n_rows];
+                column
+                    .iter()
+                    .filter(|&&b| default_bin[f] != Some(b))
+                    .count()
+            })
+            .collect();
+        let all: usize = per_feature.iter().sum();
+        let (mut mid_feature, mut imbalance, mut before) = (0, usize::MAX, 0usize);
+        for (f, count) in per_feature.iter().chain([&0]).enumerate() {
+            if (2 * before).abs_diff(all) < imbalance {
+                (mid_feature, imbalance) = (f, (2 * before).abs_diff(all));
+            }
+            before += count;
+        }
+        let mut slots = Vec::with_capacity(all);
         let mut row_start = Vec::with_capacity(n_rows + 1);
+        let mut row_mid = Vec::with_capacity(n_rows);
         for r in 0..n_rows {
             row_start.push(slots.len() as u32);
             for f in 0..n_features {
+                if f == mid_feature {
+                    row_mid.push(slots.len() as u32);
+                }
                 let b = data[f * n_rows + r];
                 if default_bin[f] != Some(b) {
                     slots.push((offsets[f] + usize::from(b)) as u16);
                 }
+            }
+            if mid_feature == n_features {
+                row_mid.push(slots.len() as u32);
             }
         }
         row_start.push(slots.len() as u32);
@@ -208,6 +238,8 @@ impl Binned {
             slots,
             row_start,
             default_bin,
+            mid_feature,
+            row_mid,
         }
     }
 

@@ -9,7 +9,7 @@ use tabtune_features::rng::SplitMix64;
 
 use super::binning::{BinMapper, Binned};
 use super::ctr::{self, TargetStats};
-use super::grow::{GrowSettings, Grower, sample};
+use super::grow::{GrowSettings, Grower, Helpers, sample};
 use super::hist::{GradPair, Layout, SplitRules};
 use super::objective::{sigmoid, softmax};
 use super::params::{GbdtParams, GbdtValid, Growth};
@@ -165,13 +165,20 @@ impl GbdtModel {
                  folds: a class may be missing from this fold)"
             )));
         }
+        let mut fit = move || {
+            Trainer::new(params.clone(), n_classes, train, valid, bins).run(feature_names, on_round)
+        };
+        if params.threads == 0 {
+            // All cores: the caller's pool (the process-wide one by default), which fits running
+            // at the same time (a sweep's workers) share instead of each starting a thread per
+            // core and oversubscribing them.
+            return Ok(fit());
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(params.threads)
             .build()
             .map_err(|e| ModelError::Data(format!("cannot start worker threads: {e}")))?;
-        Ok(pool.install(|| {
-            Trainer::new(params.clone(), n_classes, train, valid, bins).run(feature_names, on_round)
-        }))
+        Ok(pool.install(fit))
     }
 
     /// Raw scores, `[n_rows, n_outputs]`.
@@ -391,8 +398,14 @@ pub(crate) fn check_data(
         )));
     }
     let bad = |v: &f32| v.is_infinite() || (v.is_nan() && !allow_missing);
-    // A plain pass first (every fit of a sweep checks its matrices); positions only on error.
-    if d.x.iter().any(bad) {
+    // A plain pass first (every fit of a sweep checks its matrices; over a slice it vectorises),
+    // positions only on error.
+    let any_bad = match d.x.as_slice() {
+        Some(values) if allow_missing => values.iter().fold(false, |a, v| a | v.is_infinite()),
+        Some(values) => values.iter().fold(false, |a, v| a | !v.is_finite()),
+        None => d.x.iter().any(bad),
+    };
+    if any_bad {
         let ((i, j), v) =
             d.x.indexed_iter()
                 .find(|(_, v)| bad(v))
@@ -628,6 +641,7 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
                 }
                 (0..n as u32).filter(|&r| !in_bag[r as usize]).collect()
             };
+            let helpers = Helpers::new(k);
             let grown: Vec<_> = growers
                 .par_iter_mut()
                 .zip(grads.par_iter())
@@ -641,7 +655,9 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
                         let features = sample(&all_features, p.colsample_bytree, &mut tree_rng);
                         let mut rows = sampled.clone();
                         let seed = tree_rng.next_u64();
-                        let grown = grower.grow(&settings, &mut rows, grad, &features, seed);
+                        let grown =
+                            grower.grow(&settings, &mut rows, grad, &features, seed, &helpers);
+                        helpers.done();
                         // The grower partitioned the sampled rows by leaf: their values come
                         // from the leaf ranges, the same values a walk of the tree gives.
                         for &(start, end, value) in &grown.leaves {

@@ -2,10 +2,15 @@
 //! histogram machinery (the smaller child's histogram is built, the larger one's is the parent's
 //! minus it).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tabtune_features::rng::SplitMix64;
 
 use super::binning::{BinMapper, Binned};
-use super::hist::{GradPair, Layout, Split, SplitRules, Stats, best_split, build, subtract};
+use super::hist::{
+    GradPair, Layout, Split, SplitRules, Stats, best_split, best_split_split, build, build_split,
+    subtract,
+};
 use super::params::Growth;
 use super::tree::{Node, Tree};
 
@@ -26,6 +31,38 @@ pub struct GrowSettings {
     pub rules: SplitRules,
 }
 
+/// Nodes with at least this many rows build their histogram on two threads when a thread is
+/// free (below it, handing half the work over costs about what it saves).
+const SPLIT_BUILD_ROWS: usize = 1024;
+
+/// The trees of one boosting round grow side by side, one per thread; once fewer trees are left
+/// than threads, a free thread would wait for the last trees. Those trees then hand half of
+/// their large histogram builds and split searches to it (the results are the same either way).
+pub struct Helpers {
+    growing: AtomicUsize,
+    threads: usize,
+}
+
+impl Helpers {
+    /// For `trees` trees growing on the current rayon pool.
+    pub fn new(trees: usize) -> Self {
+        Self {
+            growing: AtomicUsize::new(trees),
+            threads: rayon::current_num_threads(),
+        }
+    }
+
+    /// One tree is done.
+    pub fn done(&self) {
+        self.growing.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether a thread of the pool is (about to be) without a tree of its own.
+    fn idle(&self) -> bool {
+        self.growing.load(Ordering::Relaxed) < self.threads
+    }
+}
+
 /// A grown tree and, per leaf, the range of the row partition it holds and its value.
 pub struct Grown {
     /// The tree.
@@ -39,6 +76,7 @@ pub struct Grown {
 /// The state of one tree while it grows.
 struct Job<'j> {
     settings: &'j GrowSettings,
+    helpers: &'j Helpers,
     rows: &'j mut [u32],
     grad: &'j [GradPair],
     features: &'j [usize],
@@ -95,7 +133,7 @@ impl<'a> Grower<'a> {
 
     /// Grows a tree on `rows` (reordered in place: each leaf's rows end up contiguous) with
     /// gradients `grad` (indexed by row), splitting on `features`. `seed` drives per-node
-    /// feature sampling.
+    /// feature sampling; `helpers` tells when to share work with a free thread.
     pub fn grow(
         &mut self,
         settings: &GrowSettings,
@@ -103,6 +141,7 @@ impl<'a> Grower<'a> {
         grad: &[GradPair],
         features: &[usize],
         seed: u64,
+        helpers: &Helpers,
     ) -> Grown {
         let stats = Stats::of(rows, grad);
         let mut root = Open {
@@ -116,6 +155,7 @@ impl<'a> Grower<'a> {
         };
         let mut job = Job {
             settings,
+            helpers,
             rows,
             grad,
             features,
@@ -127,6 +167,7 @@ impl<'a> Grower<'a> {
         };
         if can_split(settings, &root) {
             let mut hist = self.buffer();
+            let build = pick_build(helpers, job.rows.len());
             build(&mut hist, self.layout, self.binned, job.rows, grad, stats);
             root.hist = Some(hist);
         }
@@ -160,7 +201,12 @@ impl<'a> Grower<'a> {
     fn best_for(&self, job: &mut Job<'_>, o: &Open) -> Option<Split> {
         let node_features = sample(job.features, job.settings.colsample_bynode, &mut job.rng);
         let hist = o.hist.as_ref()?;
-        best_split(
+        let search = if job.helpers.idle() && node_features.len() > 1 {
+            best_split_split
+        } else {
+            best_split
+        };
+        search(
             hist,
             self.layout,
             &node_features,
@@ -253,6 +299,7 @@ impl<'a> Grower<'a> {
         };
         let mut small_hist = self.buffer();
         let small_rows = &job.rows[small.start..small.end];
+        let build = pick_build(job.helpers, small_rows.len());
         build(
             &mut small_hist,
             self.layout,
@@ -461,6 +508,19 @@ impl<'a> Grower<'a> {
     }
 }
 
+/// A histogram builder: [`build`] or [`build_split`].
+type Build = fn(&mut [Stats], &Layout, &Binned, &[u32], &[GradPair], Stats);
+
+/// How to build the histogram of a node with `rows` rows: on two threads when it is large and
+/// a thread is free.
+fn pick_build(helpers: &Helpers, rows: usize) -> Build {
+    if rows >= SPLIT_BUILD_ROWS && helpers.idle() {
+        build_split
+    } else {
+        build
+    }
+}
+
 fn leaf(settings: &GrowSettings, stats: Stats) -> Node {
     Node::Leaf {
         value: (settings.learning_rate * settings.rules.leaf_value(stats)) as f32,
@@ -571,7 +631,7 @@ mod tests {
                 },
             };
             let mut rows: Vec<u32> = (0..n).collect();
-            let grown = grower.grow(&settings, &mut rows, &grad, &[0, 1], 7);
+            let grown = grower.grow(&settings, &mut rows, &grad, &[0, 1], 7, &Helpers::new(1));
             // The last split (its children get no histograms) still makes two proper leaves.
             assert_eq!(grown.tree.n_leaves(), num_leaves);
             assert_eq!(grown.leaves.len(), num_leaves);

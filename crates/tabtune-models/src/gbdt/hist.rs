@@ -102,25 +102,87 @@ pub fn build(
     total: Stats,
 ) {
     hist.fill(Stats::default());
+    add_rows(hist, 0, binned, rows, grad, |r| {
+        (binned.row_start[r], binned.row_start[r + 1])
+    });
+    fill_defaults(hist, 0, layout, binned, 0..binned.n_features(), total);
+}
+
+/// [`build`] on two threads: the features before [`Binned::mid_feature`] on one, the rest on
+/// the other. Every bin gets the same additions in the same order, so the histogram is the
+/// one `build` makes, bit for bit.
+pub fn build_split(
+    hist: &mut [Stats],
+    layout: &Layout,
+    binned: &Binned,
+    rows: &[u32],
+    grad: &[GradPair],
+    total: Stats,
+) {
+    let (mid, n_features) = (binned.mid_feature, binned.n_features());
+    if mid == 0 || mid >= n_features {
+        return build(hist, layout, binned, rows, grad, total);
+    }
+    let cut = layout.offsets[mid];
+    let (first, second) = hist.split_at_mut(cut);
+    rayon::join(
+        || {
+            first.fill(Stats::default());
+            add_rows(first, 0, binned, rows, grad, |r| {
+                (binned.row_start[r], binned.row_mid[r])
+            });
+            fill_defaults(first, 0, layout, binned, 0..mid, total);
+        },
+        || {
+            second.fill(Stats::default());
+            add_rows(second, cut, binned, rows, grad, |r| {
+                (binned.row_mid[r], binned.row_start[r + 1])
+            });
+            fill_defaults(second, cut, layout, binned, mid..n_features, total);
+        },
+    );
+}
+
+/// Adds every row's gradient pair to the bins of its slots `slots[range(row)]` (flat
+/// histogram indices; `part` holds the bins from index `base` on).
+#[inline]
+fn add_rows(
+    part: &mut [Stats],
+    base: usize,
+    binned: &Binned,
+    rows: &[u32],
+    grad: &[GradPair],
+    range: impl Fn(usize) -> (u32, u32),
+) {
     for &r in rows {
         let p = grad[r as usize];
         let (g, h) = (f64::from(p.g), f64::from(p.h));
-        let (start, end) = (
-            binned.row_start[r as usize] as usize,
-            binned.row_start[r as usize + 1] as usize,
-        );
-        for &slot in &binned.slots[start..end] {
-            let s = &mut hist[usize::from(slot)];
+        let (start, end) = range(r as usize);
+        for &slot in &binned.slots[start as usize..end as usize] {
+            let s = &mut part[usize::from(slot) - base];
             s.g += g;
             s.h += h;
             s.n += 1.0;
         }
     }
-    for (f, default) in binned.default_bin.iter().enumerate() {
-        if let Some(d) = default {
-            let bins = &mut hist[layout.offsets[f]..layout.offsets[f] + layout.n_bins[f]];
+}
+
+/// Sets the left-out default bin of each of `features` to the node total minus the feature's
+/// other bins (`part` holds the bins from index `base` on).
+fn fill_defaults(
+    part: &mut [Stats],
+    base: usize,
+    layout: &Layout,
+    binned: &Binned,
+    features: std::ops::Range<usize>,
+    total: Stats,
+) {
+    for f in features {
+        if let Some(d) = binned.default_bin[f] {
+            let start = layout.offsets[f] - base;
+            let bins = &mut part[start..start + layout.n_bins[f]];
             let others = bins.iter().fold(Stats::default(), |a, b| a.plus(*b));
-            bins[usize::from(*d)] = total.minus(others);
+            bins[usize::from(d)] = total.minus(others);
         }
     }
 }
@@ -415,6 +477,27 @@ pub fn best_split(
     best
 }
 
+/// [`best_split`] on two threads, each searching half of `features`; the same split (the
+/// first feature of the largest gain wins ties, as in `best_split`).
+pub fn best_split_split(
+    hist: &[Stats],
+    layout: &Layout,
+    features: &[usize],
+    categorical: &[bool],
+    total: Stats,
+    rules: &SplitRules,
+) -> Option<Split> {
+    let (first, second) = features.split_at(features.len() / 2);
+    let (a, b) = rayon::join(
+        || best_split(hist, layout, first, categorical, total, rules),
+        || best_split(hist, layout, second, categorical, total, rules),
+    );
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.gain > a.gain { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,6 +666,70 @@ mod tests {
         subtract(&mut parent, &l);
         for (a, b) in parent.iter().zip(&r) {
             assert!((a.g - b.g).abs() < 1e-9 && (a.h - b.h).abs() < 1e-9 && a.n == b.n);
+        }
+    }
+
+    #[test]
+    fn two_thread_builds_and_searches_equal_the_single_ones() {
+        use super::super::binning::BinMapper;
+        // Many-valued, one-hot-like and constant features, so both slot groups and default
+        // bins are exercised.
+        let n = 500usize;
+        let mut values = Vec::with_capacity(n * 5);
+        for r in 0..n {
+            values.extend([
+                (r * 7 % 101) as f32,
+                f32::from(u8::from(r % 9 == 0)),
+                (r % 4) as f32,
+                1.0,
+                (r * 13 % 57) as f32 / 7.0,
+            ]);
+        }
+        let x = ndarray::Array2::from_shape_vec((n, 5), values).expect("shape");
+        let mappers: Vec<BinMapper> = (0..5)
+            .map(|f| BinMapper::fit(&x.column(f).to_vec(), 64))
+            .collect();
+        let binned = Binned::new(x.view(), &mappers);
+        assert!(
+            (1..5).contains(&binned.mid_feature),
+            "{}",
+            binned.mid_feature
+        );
+        let layout = Layout::new(&binned);
+        let grad: Vec<GradPair> = (0..n)
+            .map(|i| GradPair {
+                g: ((i * 31 % 17) as f32 - 8.0) / 3.0,
+                h: 0.5 + (i % 5) as f32 / 4.0,
+            })
+            .collect();
+        let rows: Vec<u32> = (0..n as u32).filter(|r| r % 7 != 3).collect();
+        let total = Stats::of(&rows, &grad);
+        let mut one = vec![Stats::default(); layout.total];
+        let mut two = vec![
+            Stats {
+                g: 9.0,
+                h: 9.0,
+                n: 9.0
+            };
+            layout.total
+        ];
+        build(&mut one, &layout, &binned, &rows, &grad, total);
+        build_split(&mut two, &layout, &binned, &rows, &grad, total);
+        assert_eq!(one, two);
+        let features: Vec<usize> = (0..5).collect();
+        let categorical = [false; 5];
+        for rules in [
+            rules(),
+            SplitRules {
+                lambda: 1.0,
+                alpha: 0.5,
+                ..rules()
+            },
+        ] {
+            let a = best_split(&one, &layout, &features, &categorical, total, &rules);
+            let b = best_split_split(&one, &layout, &features, &categorical, total, &rules);
+            assert!(a.is_some());
+            assert_eq!(a, b);
         }
     }
 }
