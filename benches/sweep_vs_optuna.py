@@ -56,6 +56,9 @@ def main():
             out.write(f"{row['index']},{row['fold']}\n")
     results = []
     for pruner in args.pruners.split(","):
+        # The machine is shared: the 1-minute load average before and after each pair says
+        # whether a run's times are comparable.
+        load_before = os.getloadavg()[0]
         t = time.perf_counter()
         ours = run(base + ["sweep", "--json", "--sweep", os.path.join(ROOT, "configs/sweeps/lgbm.toml"),
                            "--study", f"bench-{pruner}", "--storage",
@@ -71,13 +74,17 @@ def main():
              "tabtune_best": ours["best_value"], "tabtune_pruned": ours["n_pruned"],
              "optuna_seconds": theirs["seconds"], "optuna_best": theirs["best_value"],
              "optuna_pruned": theirs["n_pruned"],
-             "peer": f"optuna {theirs['optuna']} + lightgbm {theirs['lightgbm']}"}
+             "peer": f"optuna {theirs['optuna']} + lightgbm {theirs['lightgbm']}",
+             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+             "load_before": load_before, "load_after": os.getloadavg()[0]}
         results.append(r)
         print(f"pruner {pruner:6} | tabtune {r['tabtune_seconds']:6.1f}s best {r['tabtune_best']:.4f} "
               f"pruned {r['tabtune_pruned']:2} | {r['peer']} {r['optuna_seconds']:6.1f}s best "
               f"{r['optuna_best']:.4f} pruned {r['optuna_pruned']:2} | time ratio "
               f"{r['tabtune_seconds'] / r['optuna_seconds']:.2f}x, dacc "
-              f"{r['tabtune_best'] - r['optuna_best']:+.4f}", flush=True)
+              f"{r['tabtune_best'] - r['optuna_best']:+.4f} | OMP_WAIT_POLICY "
+              f"{r['omp_wait_policy']}, load {r['load_before']:.2f} -> {r['load_after']:.2f}",
+              flush=True)
     os.makedirs(os.path.join(ROOT, "target/bench-results"), exist_ok=True)
     with open(os.path.join(ROOT, "target/bench-results/sweep.json"), "w") as f:
         json.dump({"n_trials": args.n_trials, "results": results}, f, indent=2)

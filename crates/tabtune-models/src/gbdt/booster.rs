@@ -488,7 +488,9 @@ impl BinnedData {
 
     /// Approximate heap size in bytes (for bounding a cache).
     pub fn bytes(&self) -> usize {
-        let binned = |b: &Binned| b.data.len() + b.slots.len() * 2 + b.row_start.len() * 4;
+        let binned = |b: &Binned| {
+            b.data.len() + b.slots.len() * 2 + (b.row_start.len() + b.row_mid.len()) * 4
+        };
         binned(&self.train) + self.valid.as_ref().map_or(0, binned)
     }
 }
@@ -789,5 +791,108 @@ impl GbdtParams {
             valid,
             &mut |_, _| Control::Continue,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three numeric columns and a column of level codes; `n_classes` classes from a rule with
+    /// exceptions, so trees of many leaves keep finding splits.
+    fn data(n: usize, n_classes: usize) -> (Array2<f32>, Vec<u32>) {
+        let mut x = Array2::<f32>::zeros((n, 4));
+        let mut y = Vec::with_capacity(n);
+        for i in 0..n {
+            let (a, b, c) = ((i * 37 % 101) as f32, (i * 11 % 29) as f32, (i % 7) as f32);
+            x[[i, 0]] = a;
+            x[[i, 1]] = b / 3.0;
+            x[[i, 2]] = c;
+            x[[i, 3]] = (i * 5 % 6) as f32;
+            let class = (a as usize / 25 + b as usize / 10 + usize::from(i % 13 == 0)) % n_classes;
+            y.push(class as u32);
+        }
+        (x, y)
+    }
+
+    fn params(threads: usize, n_classes: usize) -> GbdtValid {
+        let mut p = GbdtParams::new(Growth::LeafWise);
+        for (name, value) in [
+            ("rounds", "25"),
+            ("num_leaves", "24"),
+            ("min_data_in_leaf", "3"),
+            ("subsample", "0.7"),
+            ("colsample_bytree", "0.8"),
+            ("early_stopping_rounds", "5"),
+        ] {
+            p.set(name, value).expect("a known parameter");
+        }
+        p.threads = threads;
+        p.categorical = vec![3];
+        p.check(n_classes).expect("valid")
+    }
+
+    fn fit(threads: usize, n_classes: usize) -> (GbdtModel, Vec<RoundEval>) {
+        let (x, y) = data(3000, n_classes);
+        let (xv, yv) = data(700, n_classes);
+        let names: Vec<String> = (0..4).map(|f| format!("f{f}")).collect();
+        let mut evals = Vec::new();
+        let p = params(threads, n_classes);
+        let model = GbdtModel::fit(
+            &p,
+            &names,
+            n_classes,
+            Labelled { x: x.view(), y: &y },
+            Some(Labelled {
+                x: xv.view(),
+                y: &yv,
+            }),
+            &mut |_, e| {
+                evals.extend(e);
+                Control::Continue
+            },
+        )
+        .expect("fits");
+        // The thread count itself is a parameter the model records.
+        let model = GbdtModel {
+            params: GbdtParams {
+                threads: 0,
+                ..model.params
+            },
+            ..model
+        };
+        (model, evals)
+    }
+
+    #[test]
+    fn models_do_not_depend_on_the_number_of_threads() {
+        for n_classes in [3, 2] {
+            let (one, one_evals) = fit(1, n_classes);
+            let (two, two_evals) = fit(2, n_classes);
+            let (all, all_evals) = fit(0, n_classes);
+            assert!(one.trees.len() > 5);
+            // (Not assert_eq: a failure would print every tree.)
+            assert!(one == two, "1 vs 2 threads, {n_classes} classes");
+            assert!(
+                one == all,
+                "1 thread vs the global pool, {n_classes} classes"
+            );
+            assert_eq!(one_evals, two_evals);
+            assert_eq!(one_evals, all_evals);
+        }
+    }
+
+    #[test]
+    fn batch_prediction_equals_row_by_row() {
+        let (model, _) = fit(0, 3);
+        // Enough rows for several blocks, the last one short and below PARTITION_ROWS.
+        let (x, _) = data(2 * BLOCK + PARTITION_ROWS / 2, 3);
+        let batch = model.predict_proba(x.view()).expect("predicts");
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let single = model
+                .predict_proba_row(row.as_slice().expect("contiguous"))
+                .expect("predicts");
+            assert_eq!(batch.row(i).to_vec(), single, "row {i}");
+        }
     }
 }
