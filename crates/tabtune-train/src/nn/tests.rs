@@ -764,9 +764,13 @@ fn cuda_dropout_masks_equal_the_host_reference() {
     assert_eq!(gpu, layout.host_mask(&keys));
 }
 
-/// The GPU trains what the CPU trains. Reductions run in another order on the GPU, and three
-/// epochs of AdamW carry the rounding along: an H200 (driver 580, CUDA 13.0) differed from flex
-/// by 1.9e-3 in a first-layer weight, so the bound is 5e-3.
+/// The GPU trains what the CPU trains. Reductions run in another order on the GPU, and AdamW
+/// divides each gradient by its own running scale, so a weight whose gradient is near 0 can move
+/// by up to a learning rate per step on one backend and not the other: an element-wise bound
+/// does not hold (an H200 differed by 1.9e-3, an H100 by 6.9e-3 in one first-layer weight after
+/// 3 epochs, with identical dropout masks). What must agree is the model: the same best epoch,
+/// per-epoch training losses within 1e-3, validation probabilities within 1e-2, and every
+/// tensor within 1% in relative L2 norm.
 #[cfg(feature = "cuda")]
 #[test]
 #[ignore = "needs an NVIDIA GPU and driver (scripts/gpu-check.sh runs it)"]
@@ -775,7 +779,49 @@ fn cuda_trains_a_population_like_the_cpu() {
     let gpu = train_population(&d, &members, &choice, &mut continue_all).expect("cuda trains");
     let cpu = train(&d, &members, &mut continue_all);
     for i in 0..4 {
-        assert_close(&gpu[i], &cpu[i], 5e-3, &format!("cuda member {i}"));
+        let (g, c) = (&gpu[i], &cpu[i]);
+        assert_eq!(g.best_epoch, c.best_epoch, "cuda member {i}: best epoch");
+        let mut worst_loss = 0.0f64;
+        for (hg, hc) in g.history.iter().zip(&c.history) {
+            worst_loss = worst_loss.max((hg.train_loss - hc.train_loss).abs());
+        }
+        let worst_proba = g
+            .valid_proba
+            .iter()
+            .zip(&c.valid_proba)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f64, f64::max);
+        let mut worst_tensor = (0.0f64, String::new());
+        for (tg, tc) in g.model.tensors.iter().zip(&c.model.tensors) {
+            let (mut diff, mut norm) = (0.0f64, 0.0f64);
+            for (a, b) in tg.values.iter().zip(&tc.values) {
+                diff += f64::from(a - b).powi(2);
+                norm += f64::from(*b).powi(2);
+            }
+            let relative = (diff / norm.max(1e-30)).sqrt();
+            if relative > worst_tensor.0 {
+                worst_tensor = (relative, tg.name.clone());
+            }
+        }
+        eprintln!(
+            "cuda member {i}: train loss {worst_loss:.2e}, probabilities {worst_proba:.2e}, \
+             relative L2 {:.2e} ({})",
+            worst_tensor.0, worst_tensor.1
+        );
+        assert!(
+            worst_loss <= 1e-3,
+            "cuda member {i}: train loss differs by {worst_loss}"
+        );
+        assert!(
+            worst_proba <= 1e-2,
+            "cuda member {i}: probabilities differ by {worst_proba}"
+        );
+        assert!(
+            worst_tensor.0 <= 1e-2,
+            "cuda member {i}: tensor {} differs by {} in relative L2",
+            worst_tensor.1,
+            worst_tensor.0
+        );
     }
 }
 
