@@ -15,8 +15,9 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use tabtune_features::rng::SplitMix64;
 use tabtune_models::gbdt::Control;
 use tabtune_models::nn::{
-    BATCH_NORM_MOMENTUM, BatchRows, BatchStats, DeviceCounters, DropoutKey, DropoutLayout, Masks, NamedTensor, NetShape, NeuralModel,
-    NeuralParams, Norm, Role, forward, forward_with_stats, quantile_edges,
+    BATCH_NORM_MOMENTUM, BatchRows, BatchStats, DeviceCounters, DropoutKey, DropoutLayout, Masks,
+    NamedTensor, NetShape, NeuralModel, NeuralParams, Norm, Role, forward, forward_with_stats,
+    quantile_edges,
 };
 
 use super::device::{BackendJob, Device, DeviceChoice, dispatch};
@@ -173,7 +174,13 @@ pub fn train_population(
     device: &DeviceChoice,
     on_epoch: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
 ) -> Result<Vec<MemberResult>> {
-    train_population_with(data, members, device, on_epoch, device.device != Device::Cpu)
+    train_population_with(
+        data,
+        members,
+        device,
+        on_epoch,
+        device.device != Device::Cpu,
+    )
 }
 
 /// [`train_population`], with dropout masks computed on the device (`device_dropout`) or drawn
@@ -630,10 +637,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                 masks.dropout.push(match &self.device_dropout {
                     Some(counters) => Tensor::from_inner(counters.mask(&keys)),
                     None => Tensor::from_data(
-                        TensorData::new(
-                            self.dropout_layout.host_mask(&keys),
-                            [p, k, batch, width],
-                        ),
+                        TensorData::new(self.dropout_layout.host_mask(&keys), [p, k, batch, width]),
                         &self.device,
                     ),
                 });
