@@ -79,7 +79,8 @@ pub struct NeuralParams {
     pub kind: NetKind,
     /// Hidden layers. Default 3.
     pub depth: usize,
-    /// Units per hidden layer. Default 256 (MLP), 128 (TabM).
+    /// Units per hidden layer. Default 256 (TabM too: 5-fold CV accuracy 0.9004 on average over
+    /// four seeds on the obesity data, against 0.8995 over three with 128).
     pub width: usize,
     /// Activation. Default ReLU.
     pub activation: Activation,
@@ -92,7 +93,7 @@ pub struct NeuralParams {
     /// TabM ensemble size (1 for an MLP). Default 8.
     pub k: usize,
     /// Numeric-input embedding. Default none (MLP), piecewise-linear (TabM: 5-fold CV accuracy
-    /// 0.9017 on the obesity data, against 0.8894 with periodic embeddings).
+    /// 0.9018 on the obesity data, against 0.8894 with periodic embeddings).
     pub embedding: Embedding,
     /// Frequencies per input of the periodic embedding. Default 16.
     pub n_frequencies: usize,
@@ -146,7 +147,7 @@ impl NeuralParams {
         Self {
             kind,
             depth: 3,
-            width: if tabm { 128 } else { 256 },
+            width: 256,
             activation: Activation::Relu,
             dropout: 0.1,
             norm: Norm::None,
