@@ -320,8 +320,13 @@ struct Trainer<'a, B: AutodiffBackend> {
     x_all: Tensor<B, 2>,
     params: Vec<Tensor<Inner<B>, 3>>,
     best: Vec<Tensor<Inner<B>, 3>>,
-    adam_m: Vec<Tensor<Inner<B>, 3>>,
-    adam_v: Vec<Tensor<Inner<B>, 3>>,
+    /// AdamW's moments of the trainable tensors, flat `[P, N]` (see `flat`).
+    adam_m: Tensor<Inner<B>, 2>,
+    adam_v: Tensor<Inner<B>, 2>,
+    /// Each trainable tensor's index in `params`, offset and length in the flat `[P, N]` block.
+    flat: Vec<(usize, usize, usize)>,
+    /// 1 on the flat block's weight-matrix entries (decayed), 0 elsewhere, `[1, N]`.
+    decay_mask: Tensor<Inner<B>, 2>,
     state: Vec<MemberState>,
     /// Whether the hook gets each improved member's best weights.
     checkpoints: bool,
@@ -331,8 +336,8 @@ struct Trainer<'a, B: AutodiffBackend> {
     device_dropout: Option<DeviceCounters<Inner<B>>>,
 }
 
-fn member_tensor<BK: Backend>(values: Vec<f32>, p: usize, device: &BK::Device) -> Tensor<BK, 3> {
-    Tensor::from_data(TensorData::new(values, [p, 1, 1]), device)
+fn member_tensor<BK: Backend>(values: Vec<f32>, p: usize, device: &BK::Device) -> Tensor<BK, 2> {
+    Tensor::from_data(TensorData::new(values, [p, 1]), device)
 }
 
 impl<'a, B: AutodiffBackend> Trainer<'a, B> {
@@ -384,7 +389,19 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                 )
             })
             .collect();
-        let zeros: Vec<Tensor<Inner<B>, 3>> = params.iter().map(Tensor::zeros_like).collect();
+        let mut flat = Vec::new();
+        let mut decay = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            if spec.role.trainable() {
+                let len = spec.dims[0] * spec.dims[1];
+                flat.push((i, decay.len(), len));
+                let decayed = f32::from(u8::from(spec.role == Role::Weight));
+                decay.extend(std::iter::repeat_n(decayed, len));
+            }
+        }
+        let n_flat = decay.len();
+        let decay_mask = Tensor::from_data(TensorData::new(decay, [1, n_flat]), &device);
+        let zeros = Tensor::<Inner<B>, 2>::zeros([p, n_flat], &device);
         let mut x = Vec::with_capacity(data.blocks.len() * data.x_len());
         for b in &data.blocks {
             x.extend_from_slice(&b.x);
@@ -430,6 +447,8 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             best: params.clone(),
             adam_m: zeros.clone(),
             adam_v: zeros,
+            flat,
+            decay_mask,
             params,
             state,
             checkpoints: false,
@@ -716,54 +735,65 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         let clip_t = member_tensor::<Inner<B>>(clip, p, dev);
         let c1_t = member_tensor::<Inner<B>>(c1, p, dev);
         let c2_t = member_tensor::<Inner<B>>(c2, p, dev);
-        let grads: Vec<Option<Tensor<Inner<B>, 3>>> = weights
-            .iter()
-            .zip(&self.params)
-            .zip(&self.specs)
-            .map(|((w, t), spec)| {
-                spec.role
-                    .trainable()
-                    .then(|| w.grad(&grads).unwrap_or_else(|| t.zeros_like()))
-            })
-            .collect();
+        // Every trainable tensor as one flat [P, N] block: the clip norm and AdamW run as a
+        // handful of kernels for the whole model instead of ~20 per tensor (a GPU step of a
+        // small net is bound by kernel launches).
+        let n = self.flat.last().map_or(0, |&(_, at, len)| at + len);
+        let flatten = |t: Tensor<Inner<B>, 3>| {
+            let [pp, a, b] = t.dims();
+            t.reshape([pp, a * b])
+        };
+        let g = Tensor::cat(
+            self.flat
+                .iter()
+                .map(|&(i, _, _)| {
+                    flatten(
+                        weights[i]
+                            .grad(&grads)
+                            .unwrap_or_else(|| self.params[i].zeros_like()),
+                    )
+                })
+                .collect(),
+            1,
+        );
+        let theta = Tensor::cat(
+            self.flat
+                .iter()
+                .map(|&(i, _, _)| flatten(self.params[i].clone()))
+                .collect(),
+            1,
+        );
         // Global gradient norm per member; scale = clip / max(norm, clip).
-        let mut norm_sq = Tensor::<Inner<B>, 3>::zeros([p, 1, 1], dev);
-        for g in grads.iter().flatten() {
-            norm_sq = norm_sq + g.clone().square().sum_dim(2).sum_dim(1);
-        }
-        let scale = clip_t.clone() / norm_sq.sqrt().max_pair(clip_t);
+        let norm = g.clone().square().sum_dim(1).sqrt();
+        let scale = clip_t.clone() / norm.max_pair(clip_t);
         let skip = if has_rows.iter().all(|&h| h) {
             None
         } else {
-            Some(self.member_mask(&has_rows.iter().map(|h| !h).collect::<Vec<_>>()))
+            let flags: Vec<bool> = has_rows.iter().map(|h| !h).collect();
+            Some(self.member_mask(&flags))
         };
         self.update_running_stats(stats, skip.as_ref());
-        for (i, g) in grads.into_iter().enumerate() {
-            let Some(g) = g else { continue };
-            let g = g * scale.clone();
-            let m = self.adam_m[i].clone().mul_scalar(BETA1) + g.clone().mul_scalar(1.0 - BETA1);
-            let v = self.adam_v[i].clone().mul_scalar(BETA2) + g.square().mul_scalar(1.0 - BETA2);
-            let mut update =
-                (m.clone() * c1_t.clone()) / (v.clone() * c2_t.clone()).sqrt().add_scalar(EPSILON);
-            let theta = self.params[i].clone();
-            if self.specs[i].role == Role::Weight {
-                update = update + theta.clone() * decay_t.clone();
+        let g = g * scale;
+        let m = self.adam_m.clone().mul_scalar(BETA1) + g.clone().mul_scalar(1.0 - BETA1);
+        let v = self.adam_v.clone().mul_scalar(BETA2) + g.square().mul_scalar(1.0 - BETA2);
+        let update = (m.clone() * c1_t) / (v.clone() * c2_t).sqrt().add_scalar(EPSILON)
+            + theta.clone() * (decay_t * self.decay_mask.clone());
+        let mut new = theta.clone() - update * lr_t;
+        match &skip {
+            None => {
+                self.adam_m = m;
+                self.adam_v = v;
             }
-            let new = theta.clone() - update * lr_t.clone();
-            match &skip {
-                None => {
-                    self.params[i] = new;
-                    self.adam_m[i] = m;
-                    self.adam_v[i] = v;
-                }
-                Some(mask) => {
-                    let dims = theta.dims();
-                    let mask = mask.clone().expand(dims);
-                    self.params[i] = new.mask_where(mask.clone(), theta);
-                    self.adam_m[i] = m.mask_where(mask.clone(), self.adam_m[i].clone());
-                    self.adam_v[i] = v.mask_where(mask, self.adam_v[i].clone());
-                }
+            Some(mask) => {
+                let mask = mask.clone().reshape([p, 1]).expand([p, n]);
+                new = new.mask_where(mask.clone(), theta);
+                self.adam_m = m.mask_where(mask.clone(), self.adam_m.clone());
+                self.adam_v = v.mask_where(mask, self.adam_v.clone());
             }
+        }
+        for &(i, at, len) in &self.flat {
+            let dims = self.params[i].dims();
+            self.params[i] = new.clone().slice([0..p, at..at + len]).reshape(dims);
         }
         loss_values
     }
