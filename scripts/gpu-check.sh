@@ -210,7 +210,7 @@ mlp embedding=piecewise dropout=0.2 weight_decay=1e-3}"
     done <<<"$variants"
     for ((j = 0; j < i; j++)); do
       wait "${pids[$j]}" || { echo "gpu-check: CV variant $j failed or ran out of time" >&2; status=1; }
-      cat "$work/cv-$j.json" | tee -a "$OUT/gpu-bench.jsonl"
+      tee -a "$OUT/gpu-bench.jsonl" <"$work/cv-$j.json"
       cat "$work/cv-$j.log" >>"$OUT/gpu-bench.log"
     done
   fi

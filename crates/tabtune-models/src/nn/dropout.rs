@@ -206,6 +206,40 @@ impl<B: Backend> DeviceCounters<B> {
     }
 }
 
+/// Where a stack's dropout masks come from: drawn on the host (the CPU, where that is
+/// cheaper) or computed on the device (a GPU, where uploading them cost more than the step).
+/// Both give the same masks.
+#[derive(Clone, Debug)]
+pub enum DropoutMasks<B: Backend> {
+    /// Drawn on the host and uploaded.
+    Host(DropoutLayout),
+    /// Computed by device kernels from resident counters.
+    Device(DeviceCounters<B>),
+}
+
+impl<B: Backend> DropoutMasks<B> {
+    /// Masks of `layout`, computed on `device` when `on_device` (counters uploaded once).
+    pub fn new(layout: DropoutLayout, on_device: bool, device: &B::Device) -> Self {
+        if on_device {
+            Self::Device(DeviceCounters::new(layout, device))
+        } else {
+            Self::Host(layout)
+        }
+    }
+
+    /// One layer's multipliers `[P, k, rows, width]` for the members' keys (see
+    /// [`DropoutLayout::host_mask`]).
+    pub fn mask(&self, keys: &[Option<(DropoutKey, f64)>], device: &B::Device) -> Tensor<B, 4> {
+        match self {
+            Self::Host(layout) => Tensor::from_data(
+                TensorData::new(layout.host_mask(keys), layout.dims()),
+                device,
+            ),
+            Self::Device(counters) => counters.mask(keys),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ mod model;
 mod net;
 mod params;
 
-pub use dropout::{DeviceCounters, DropoutKey, DropoutLayout};
+pub use dropout::{DeviceCounters, DropoutKey, DropoutLayout, DropoutMasks};
 pub use model::{
     CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, CheckpointInfo, NEURAL_FORMAT,
     NEURAL_FORMAT_VERSION, NamedTensor, NeuralModel,

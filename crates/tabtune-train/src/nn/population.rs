@@ -15,7 +15,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use tabtune_features::rng::SplitMix64;
 use tabtune_models::gbdt::Control;
 use tabtune_models::nn::{
-    BATCH_NORM_MOMENTUM, BatchRows, BatchStats, DeviceCounters, DropoutKey, DropoutLayout, Masks,
+    BATCH_NORM_MOMENTUM, BatchRows, BatchStats, DropoutKey, DropoutLayout, DropoutMasks, Masks,
     NamedTensor, NetShape, NeuralModel, NeuralParams, Norm, Role, forward, forward_with_stats,
     quantile_edges,
 };
@@ -330,10 +330,8 @@ struct Trainer<'a, B: AutodiffBackend> {
     state: Vec<MemberState>,
     /// Whether the hook gets each improved member's best weights.
     checkpoints: bool,
-    /// The shape of the dropout masks.
-    dropout_layout: DropoutLayout,
-    /// Counters resident on the device when masks are computed there (else drawn on the host).
-    device_dropout: Option<DeviceCounters<Inner<B>>>,
+    /// Where each step's dropout masks come from.
+    dropout: DropoutMasks<Inner<B>>,
 }
 
 fn member_tensor<BK: Backend>(values: Vec<f32>, p: usize, device: &BK::Device) -> Tensor<BK, 2> {
@@ -434,8 +432,9 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             width,
             own: widths.clone(),
         };
-        let device_dropout = (device_dropout && members.iter().any(|m| m.params.dropout > 0.0))
-            .then(|| DeviceCounters::new(dropout_layout.clone(), &device));
+        // Counters go to the device only when some member uses dropout.
+        let on_device = device_dropout && members.iter().any(|m| m.params.dropout > 0.0);
+        let dropout = DropoutMasks::new(dropout_layout, on_device, &device);
         Self {
             data,
             members,
@@ -452,8 +451,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             params,
             state,
             checkpoints: false,
-            dropout_layout,
-            device_dropout,
+            dropout,
         }
     }
 
@@ -613,8 +611,6 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         let p = self.p();
         let n_classes = self.data.n_classes;
         let n_features = self.data.feature_names.len();
-        let k = self.shape.k;
-        let width = self.shape.width;
         // Row indices into x_all (padding rows point at row 0 with weight 0) and smoothed,
         // weighted targets [P, 1, batch, classes].
         let mut index = vec![0i32; p * batch];
@@ -653,13 +649,9 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                             .then(|| (DropoutKey::draw(&mut self.state[m].dropout), rate))
                     })
                     .collect();
-                masks.dropout.push(match &self.device_dropout {
-                    Some(counters) => Tensor::from_inner(counters.mask(&keys)),
-                    None => Tensor::from_data(
-                        TensorData::new(self.dropout_layout.host_mask(&keys), [p, k, batch, width]),
-                        &self.device,
-                    ),
-                });
+                masks
+                    .dropout
+                    .push(Tensor::from_inner(self.dropout.mask(&keys, &self.device)));
             }
         }
         if self.shape.norm == Norm::Batch {
