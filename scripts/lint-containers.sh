@@ -11,7 +11,7 @@
 #                                               actionlint (expressions, job graph, action inputs,
 #                                               deprecated action runtimes, ShellCheck on `run:`)
 #   .devcontainer/devcontainer.json             parses as JSONC; the keys the GPU setup relies on
-#   this script                                 ShellCheck
+#   .ci/run, scripts/*.sh (this one too)        ShellCheck
 #
 # The linters come pinned from scripts/requirements-lint.txt through scripts/py-env.sh. When they
 # cannot be installed the script fails under CI=true and skips with a warning elsewhere. Every
@@ -218,7 +218,7 @@ sys.exit(1 if errors else 0)
 PY
 fi
 
-check "shellcheck scripts/lint-containers.sh" shellcheck scripts/lint-containers.sh
+check "shellcheck .ci/run scripts/*.sh" shellcheck .ci/run scripts/*.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "lint-containers: ${#failed[@]} check(s) failed in $root: ${failed[*]}" >&2
