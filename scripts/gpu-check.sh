@@ -26,6 +26,27 @@
 #     same sweep one trial at a time, per-trial throughput (sweep-population.json / sweep-one.json)
 #   - `tabtune run --device cuda:0` with the time left (run.json)
 #
+# Trees (issue 16: the batched tree fit), a separate pack and mode because of the 64 MiB carry:
+#
+#   scripts/gpu-check.sh prepare-trees   # HERE: release --features cuda batched_bench example and
+#                                        # the feature table, into .gpu-trees/ (about 4 MiB;
+#                                        # .gitignore'd, so it travels only when carried)
+#   scripts/gpu-check.sh prepare-xgboost # HERE: the XGBoost 3.2.0 wheel (132 MB, too big for one
+#                                        # carry) split into .gpu-xgb1/ .gpu-xgb2/ .gpu-xgb3/
+#   scripts/gpu-check.sh trees           # THERE: carry .gpu-trees (and the last xgb part); the
+#                                        # xgb parts reach /tmp/xgb-parts in earlier calls:
+#                                        # `mkdir -p /tmp/xgb-parts && cp .gpu-xgbN/* /tmp/xgb-parts/`
+#                                        # (one call per part, each within the machine's 30 s warm
+#                                        # window of the previous one)
+#
+# The tree check (each line JSON in $OUT/gpu-trees.jsonl): the batched fit on cuda:0 against the
+# CPU reference (`batched_bench check`: same splits, leaf values within 1e-6), one 500-round
+# depth-wise fit (target: <= 1.0x XGBoost device="cuda", accuracy within 0.003), 32 trials x 5
+# folds as one batch against the same 160 fits by XGBoost one by one (target: >= 10x the
+# throughput; the peer stops after GPU_CHECK_XGB_SECONDS, default 150, and extrapolates). Without
+# XGBoost (no wheel carried) the tabtune side still runs and the record says the peer is missing.
+# GPU_CHECK_TREE_TRIALS (default 32) sizes the batch.
+#
 # GPU_CHECK_SKIP (comma-separated: benches, torch, sweep, cv, run) leaves parts out when a lease
 # is short and they were measured before; GPU_CHECK_CV lists the CV variants (one per line,
 # `MODEL [KEY=VALUE ...]`), which train side by side on the GPU (each is launch-bound on its
@@ -85,6 +106,113 @@ for line in sys.stdin:
   size="$(du -sm "$pack" | cut -f1)"
   echo "gpu-check: $pack is ${size} MiB" >&2
   [ "$size" -lt 64 ] || die "$pack is ${size} MiB; the device tool carries at most 64 MiB"
+}
+
+prepare_trees() {
+  command -v cargo >/dev/null || die "prepare-trees needs cargo (run it on the development machine)"
+  local data="${TABTUNE_DATA_DIR:-../shared/data}/s4e2_train.csv"
+  [ -f "$data" ] || die "$data not found; set TABTUNE_DATA_DIR"
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tabtune/target}"
+  export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13000}"
+  echo "gpu-check: building batched_bench (release, --features cuda) ..." >&2
+  cargo build --release -p tabtune-models --features cuda --example batched_bench
+  # Only for the feature table: the dev profile (what the tests and benches build) will do.
+  cargo build -q -p tabtune
+  local trees="$root/.gpu-trees"
+  rm -rf "$trees"
+  mkdir -p "$trees"
+  cp "$CARGO_TARGET_DIR/release/examples/batched_bench" "$trees/batched_bench"
+  strip "$trees/batched_bench" 2>/dev/null || true
+  gzip -9 "$trees/batched_bench"
+  "$CARGO_TARGET_DIR/debug/tabtune" --data-dir "$(dirname "$data")" -q features \
+    --output "$trees/features.csv" --preprocessor "$trees/preprocessor.json" >/dev/null
+  gzip -9 "$trees/features.csv"
+  git rev-parse --short=12 HEAD >"$trees/COMMIT"
+  echo "gpu-check: $trees is $(du -sm "$trees" | cut -f1) MiB" >&2
+}
+
+prepare_xgboost() {
+  local dir
+  dir="$(mktemp -d)"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux_2_28_x86_64 -d "$dir" xgboost==3.2.0
+  local wheel
+  wheel="$(ls "$dir"/xgboost-*.whl)"
+  rm -rf "$root"/.gpu-xgb1 "$root"/.gpu-xgb2 "$root"/.gpu-xgb3
+  split -n 3 -d -a 1 "$wheel" "$dir/part-"
+  for i in 0 1 2; do
+    mkdir -p "$root/.gpu-xgb$((i + 1))"
+    mv "$dir/part-$i" "$root/.gpu-xgb$((i + 1))/"
+  done
+  (cd "$dir" && sha256sum "$(basename "$wheel")") >"$root/.gpu-xgb3/SHA256SUMS"
+  basename "$wheel" >"$root/.gpu-xgb3/NAME"
+  rm -rf "$dir"
+  du -sm "$root"/.gpu-xgb* >&2
+}
+
+# The XGBoost wheel from its parts (carried in earlier calls to /tmp/xgb-parts, or here), if any.
+install_xgboost() {
+  python3 -c 'import xgboost' 2>/dev/null && return 0
+  local parts="${XGB_PARTS:-/tmp/xgb-parts}"
+  mkdir -p "$parts"
+  for d in "$root"/.gpu-xgb1 "$root"/.gpu-xgb2 "$root"/.gpu-xgb3; do
+    [ -d "$d" ] && cp "$d"/* "$parts/"
+  done
+  [ -f "$parts/NAME" ] && [ -f "$parts/part-0" ] && [ -f "$parts/part-1" ] && [ -f "$parts/part-2" ] \
+    || return 1
+  local wheel
+  wheel="/tmp/$(cat "$parts/NAME")"
+  cat "$parts"/part-0 "$parts"/part-1 "$parts"/part-2 >"$wheel"
+  (cd /tmp && sha256sum -c "$parts/SHA256SUMS" >/dev/null) || { echo "gpu-check: xgboost wheel checksum mismatch" >&2; return 1; }
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/xgb-site "$wheel" || return 1
+  export PYTHONPATH="/tmp/xgb-site${PYTHONPATH:+:$PYTHONPATH}"
+  python3 -c 'import xgboost' 2>/dev/null
+}
+
+run_trees() {
+  : "${OUT:?gpu-check: set OUT to the folder for the results}"
+  mkdir -p "$OUT"
+  command -v nvidia-smi >/dev/null || die "nvidia-smi not found: this is not a GPU machine"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader \
+    | tee "$OUT/gpu-card.txt" || die "nvidia-smi cannot see a GPU"
+  if [ -z "${CUDA_PATH:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_PATH=/usr/local/cuda; fi
+  for d in /usr/local/nvidia/lib64 /usr/local/cuda/lib64; do
+    [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  done
+  local trees="$root/.gpu-trees" work
+  [ -f "$trees/batched_bench.gz" ] && [ -f "$trees/features.csv.gz" ] \
+    || die "$trees is incomplete: run 'scripts/gpu-check.sh prepare-trees' here and carry .gpu-trees"
+  work="$(mktemp -d)"
+  gunzip -c "$trees/batched_bench.gz" >"$work/batched_bench" && chmod +x "$work/batched_bench"
+  gunzip -c "$trees/features.csv.gz" >"$work/features.csv"
+  local status=0 out="$OUT/gpu-trees.jsonl" n="${GPU_CHECK_TREE_TRIALS:-32}"
+  : >"$out"
+  echo "{\"commit\": \"$(cat "$trees/COMMIT" 2>/dev/null || echo unknown)\", \"card\": \"$(head -1 "$OUT/gpu-card.txt")\"}" >>"$out"
+  echo "=== batched trees: cuda:0 vs the CPU reference ($(left) s left)" >&2
+  timeout "$(left)" "$work/batched_bench" check "$work/features.csv" cuda:0 2>>"$OUT/gpu-trees.log" \
+    | tee -a "$out" || { echo "gpu-check: the batched CUDA check failed (see gpu-trees.log)" >&2; status=1; }
+  echo "=== batched trees: one 500-round fit, then $n trials x 5 folds in one batch ($(left) s left)" >&2
+  timeout "$(left)" "$work/batched_bench" gpu "$work/features.csv" cuda:0 500 "$n" "$work/trials.json" \
+    2>>"$OUT/gpu-trees.log" | tee -a "$out" \
+    || { echo "gpu-check: batched_bench gpu failed (see gpu-trees.log)" >&2; status=1; }
+  if install_xgboost; then
+    local secs=$(( $(left) - 20 ))
+    [ "$secs" -gt "${GPU_CHECK_XGB_SECONDS:-150}" ] && secs="${GPU_CHECK_XGB_SECONDS:-150}"
+    if [ -f "$work/trials.json" ] && [ "$secs" -ge 30 ]; then
+      echo "=== XGBoost device=cuda peer (${secs} s for the one-by-one fits)" >&2
+      timeout "$(left)" python3 benches/trees_gpu_peer.py "$work/features.csv" "$work/trials.json" \
+        --device cuda --max-seconds "$secs" 2>>"$OUT/gpu-trees.log" | tee -a "$out" || status=1
+    else
+      echo "gpu-check: no time (or no trials file) left for the XGBoost peer" >&2
+      status=1
+    fi
+  else
+    echo '{"peer": "xgboost", "missing": "no xgboost on the machine and no wheel parts carried (prepare-xgboost)"}' \
+      | tee -a "$out"
+  fi
+  echo "gpu-check: tree results in $out (status $status, $SECONDS s)" >&2
+  return "$status"
 }
 
 run_checks() {
@@ -234,7 +362,10 @@ mlp embedding=piecewise dropout=0.2 weight_decay=1e-3}"
 
 case "$mode" in
   prepare) prepare ;;
+  prepare-trees) prepare_trees ;;
+  prepare-xgboost) prepare_xgboost ;;
   run) run_checks ;;
+  trees) run_trees ;;
   build) prepare && run_checks ;;
-  *) die "unknown mode $mode; expected prepare, run or build" ;;
+  *) die "unknown mode $mode; expected prepare, prepare-trees, prepare-xgboost, run, trees or build" ;;
 esac

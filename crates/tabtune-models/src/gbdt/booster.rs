@@ -13,9 +13,11 @@ use super::grow::{GrowSettings, Grower, Helpers, sample};
 use super::hist::{GradPair, Layout, SplitRules};
 use super::objective::{sigmoid, softmax};
 use super::params::{GbdtParams, GbdtValid, Growth};
+use super::quant::QuantState;
 use super::scores;
 use super::tree::Tree;
 use crate::error::{ModelError, Result};
+use crate::metrics::{Control, argmax};
 
 /// Name of the saved format.
 pub const GBDT_FORMAT: &str = "tabtune-gbdt";
@@ -45,15 +47,6 @@ pub struct RoundEval {
     pub logloss: f64,
     /// Accuracy of the model so far on the validation rows.
     pub accuracy: f64,
-}
-
-/// What the round callback may answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
-    /// Go on.
-    Continue,
-    /// Stop after this round (for example: pruned by a tuner).
-    Stop,
 }
 
 /// A trained gradient-boosting model. Serialized as JSON: `format`, `format_version`, the
@@ -172,13 +165,9 @@ impl GbdtModel {
             // All cores: the caller's pool (the process-wide one by default), which fits running
             // at the same time (a sweep's workers) share instead of each starting a thread per
             // core and oversubscribing them.
-            return Ok(fit());
+            return fit();
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(params.threads)
-            .build()
-            .map_err(|e| ModelError::Data(format!("cannot start worker threads: {e}")))?;
-        Ok(pool.install(fit))
+        crate::threads::pool(params.threads)?.install(fit)
     }
 
     /// Raw scores, `[n_rows, n_outputs]`.
@@ -305,17 +294,14 @@ impl GbdtModel {
         crate::saved::save(self, path)
     }
 
-    /// Reads a model written by [`GbdtModel::save`], checking format and version.
+    /// Reads a model written by [`GbdtModel::save`], checking format, version and structure
+    /// (every index in range, every tree a tree: see FORMAT.md).
     pub fn load(path: &Path) -> Result<Self> {
         let model: Self = crate::saved::load(path, GBDT_FORMAT, GBDT_FORMAT_VERSION)?;
-        if model.init.len() != model.n_outputs()
-            || model.trees.iter().any(|r| r.len() != model.n_outputs())
-        {
-            return Err(ModelError::Load {
-                path: path.to_owned(),
-                message: "the trees do not match the number of classes".into(),
-            });
-        }
+        crate::check::gbdt(&model).map_err(|message| ModelError::Load {
+            path: path.to_owned(),
+            message: format!("invalid model: {message}"),
+        })?;
         Ok(model)
     }
 }
@@ -332,17 +318,6 @@ pub fn labels_of(proba: &Array2<f64>) -> Vec<u32> {
             )
         })
         .collect()
-}
-
-/// The index of the largest value (the first on ties).
-pub fn argmax(values: &[f64]) -> u32 {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        if *v > values[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 fn outputs(n_classes: usize) -> usize {
@@ -468,6 +443,31 @@ impl BinnedData {
         }
     }
 
+    /// Bins `train_x` and `valid_x` with given bin boundaries (numeric features; for example
+    /// the bins of a [`BatchData`](super::batched::BatchData), fitted on more rows).
+    pub fn with_mappers(
+        mappers: Vec<BinMapper>,
+        train_x: ArrayView2<'_, f32>,
+        valid_x: Option<ArrayView2<'_, f32>>,
+        max_bins: usize,
+    ) -> Self {
+        let train = Binned::new(train_x, &mappers);
+        let valid = valid_x.map(|x| Binned::new(x, &mappers));
+        Self {
+            mappers,
+            train,
+            valid,
+            max_bins,
+            categorical: Vec::new(),
+            shape: (train_x.dim(), valid_x.map(|v| v.dim())),
+        }
+    }
+
+    /// The mappers and the training bins.
+    pub(crate) fn into_parts(self) -> (Vec<BinMapper>, Binned) {
+        (self.mappers, self.train)
+    }
+
     /// Whether these bins serve a model of `p` on matrices of these shapes.
     fn fits(
         &self,
@@ -525,7 +525,7 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
         self,
         feature_names: &[String],
         on_round: &mut (dyn FnMut(usize, Option<RoundEval>) -> Control + Send),
-    ) -> GbdtModel {
+    ) -> Result<GbdtModel> {
         let p = &self.params;
         let n_inputs = self.train.x.ncols();
         let k = outputs(self.n_classes);
@@ -573,11 +573,17 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
             .map(|&y| p.class_weights.get(y as usize).copied().unwrap_or(1.0))
             .collect();
         let init = initial_scores(self.train.y, &weights, self.n_classes);
+        let n_valid = valid_x.map_or(0, |x| x.nrows());
+        // Quantized gradients: f32 scores and the kernels' arithmetic (see `quant`).
+        let mut quant = p
+            .quantize
+            .is_on()
+            .then(|| QuantState::new(&init, n, n_valid, &weights, p.seed));
+        let init = quant.as_ref().map_or(init, QuantState::init);
         let mut scores = vec![0.0f64; n * k];
         for row in scores.chunks_mut(k) {
             row.copy_from_slice(&init);
         }
-        let n_valid = valid_x.map_or(0, |x| x.nrows());
         let mut valid_scores = vec![0.0f64; n_valid * k];
         for row in valid_scores.chunks_mut(k) {
             row.copy_from_slice(&init);
@@ -595,6 +601,7 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
                 min_child_weight: p.min_child_weight,
                 min_data_in_leaf: p.min_data_in_leaf as f64,
             },
+            quant: None,
         };
         let all_features: Vec<usize> = (0..n_features).collect();
         // Per output: its grower, gradients, and the round's tree value for every training and
@@ -613,15 +620,25 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
         let mut importance_gain = vec![0.0f64; n_features];
         let mut importance_split = vec![0u64; n_features];
         let mut best = (f64::INFINITY, 0usize);
-        scores::add_and_gradients(
-            &mut scores,
-            None,
-            self.train.y,
-            &weights,
-            self.n_classes,
-            &mut grads,
-        );
+        if quant.is_none() {
+            scores::add_and_gradients(
+                &mut scores,
+                None,
+                self.train.y,
+                &weights,
+                self.n_classes,
+                &mut grads,
+            );
+        }
+        let mut tree_settings = vec![settings; k];
         for round in 0..p.rounds {
+            if let Some(q) = quant.as_mut() {
+                let previous = (round > 0).then_some(train_deltas.as_slice());
+                q.gradients(p, round, previous, self.train.y, &mut grads)?;
+                for (s, tr) in tree_settings.iter_mut().zip(&q.rounds) {
+                    s.quant = Some(*tr);
+                }
+            }
             let mut rng =
                 SplitMix64::new(p.seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let sampled: Vec<u32> = if p.subsample < 1.0 {
@@ -646,19 +663,23 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
             let helpers = Helpers::new(k);
             let grown: Vec<_> = growers
                 .par_iter_mut()
+                .zip(tree_settings.par_iter())
                 .zip(grads.par_iter())
                 .zip(seeds.par_iter())
                 .zip(train_deltas.par_iter_mut())
                 .zip(valid_deltas.par_iter_mut())
                 .zip(walks.par_iter_mut())
                 .map(
-                    |(((((grower, grad), &seed), train_delta), valid_delta), (walk, scratch))| {
+                    |(
+                        (((((grower, settings), grad), &seed), train_delta), valid_delta),
+                        (walk, scratch),
+                    )| {
                         let mut tree_rng = SplitMix64::new(seed);
                         let features = sample(&all_features, p.colsample_bytree, &mut tree_rng);
                         let mut rows = sampled.clone();
                         let seed = tree_rng.next_u64();
                         let grown =
-                            grower.grow(&settings, &mut rows, grad, &features, seed, &helpers);
+                            grower.grow(settings, &mut rows, grad, &features, seed, &helpers);
                         helpers.done();
                         // The grower partitioned the sampled rows by leaf: their values come
                         // from the leaf ranges, the same values a walk of the tree gives.
@@ -691,14 +712,15 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
                 round_trees.push(grown.tree);
             }
             trees.push(round_trees);
-            let eval = self.valid.map(|v| {
-                scores::add_and_evaluate(
+            let eval = self.valid.map(|v| match quant.as_mut() {
+                Some(q) => q.evaluate(&valid_deltas, v.y),
+                None => scores::add_and_evaluate(
                     &mut valid_scores,
                     &valid_deltas,
                     v.y,
                     self.n_classes,
                     &mut valid_losses,
-                )
+                ),
             });
             let loss = eval.map(|e| e.logloss);
             if let Some(l) = loss {
@@ -715,6 +737,9 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
                 && round - best.1 >= p.early_stopping_rounds
             {
                 break;
+            }
+            if quant.is_some() {
+                continue;
             }
             scores::add_and_gradients(
                 &mut scores,
@@ -739,7 +764,7 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
         if p.early_stopping_rounds > 0 && !valid_loss.is_empty() {
             trees.truncate(best.1 + 1);
         }
-        GbdtModel {
+        Ok(GbdtModel {
             format: GBDT_FORMAT.to_owned(),
             format_version: GBDT_FORMAT_VERSION,
             params: (**p).clone(),
@@ -751,12 +776,12 @@ impl<'t, 'v, 'b> Trainer<'t, 'v, 'b> {
             importance_gain,
             importance_split,
             target_stats,
-        }
+        })
     }
 }
 
 /// Log prior per class (weighted), or the log-odds of class 1 for binary models.
-fn initial_scores(y: &[u32], weights: &[f64], n_classes: usize) -> Vec<f64> {
+pub(crate) fn initial_scores(y: &[u32], weights: &[f64], n_classes: usize) -> Vec<f64> {
     let mut mass = vec![0.0f64; n_classes];
     for (&c, &w) in y.iter().zip(weights) {
         mass[c as usize] += w;

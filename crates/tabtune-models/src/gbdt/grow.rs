@@ -12,7 +12,9 @@ use super::hist::{
     subtract,
 };
 use super::params::Growth;
+use super::quant;
 use super::tree::{Node, Tree};
+use tabtune_kernels::layout::TreeRound;
 
 /// Settings of one tree.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +31,8 @@ pub struct GrowSettings {
     pub colsample_bynode: f64,
     /// Split rules.
     pub rules: SplitRules,
+    /// With quantized gradients: the tree's scales and quantized rules (see [`super::quant`]).
+    pub quant: Option<TreeRound>,
 }
 
 /// Nodes with at least this many rows build their histogram on two threads when a thread is
@@ -201,6 +205,16 @@ impl<'a> Grower<'a> {
     fn best_for(&self, job: &mut Job<'_>, o: &Open) -> Option<Split> {
         let node_features = sample(job.features, job.settings.colsample_bynode, &mut job.rng);
         let hist = o.hist.as_ref()?;
+        if let Some(tr) = &job.settings.quant {
+            return quant::best_split(
+                hist,
+                self.layout,
+                &node_features,
+                o.stats,
+                tr,
+                &job.settings.rules,
+            );
+        }
         let search = if job.helpers.idle() && node_features.len() > 1 {
             best_split_split
         } else {
@@ -380,9 +394,24 @@ impl<'a> Grower<'a> {
                 break;
             }
             let node_features = sample(job.features, job.settings.colsample_bynode, &mut job.rng);
-            let Some((feature, bin, missing_left, gain)) =
-                self.best_shared_split(job.settings, &level, &node_features)
-            else {
+            let found = match &job.settings.quant {
+                Some(tr) => {
+                    let nodes: Vec<(Stats, &[Stats])> = level
+                        .iter()
+                        .map(|o| (o.stats, o.hist.as_deref().expect("checked above")))
+                        .collect();
+                    quant::best_shared_split(
+                        &nodes,
+                        self.layout,
+                        &node_features,
+                        &self.categorical,
+                        tr,
+                        &job.settings.rules,
+                    )
+                }
+                None => self.best_shared_split(job.settings, &level, &node_features),
+            };
+            let Some((feature, bin, missing_left, gain)) = found else {
                 break;
             };
             let mut next = Vec::with_capacity(level.len() * 2);
@@ -522,9 +551,11 @@ fn pick_build(helpers: &Helpers, rows: usize) -> Build {
 }
 
 fn leaf(settings: &GrowSettings, stats: Stats) -> Node {
-    Node::Leaf {
-        value: (settings.learning_rate * settings.rules.leaf_value(stats)) as f32,
-    }
+    let value = match &settings.quant {
+        Some(tr) => quant::leaf_value(tr, stats),
+        None => (settings.learning_rate * settings.rules.leaf_value(stats)) as f32,
+    };
+    Node::Leaf { value }
 }
 
 /// Whether a leaf may still be split: enough rows for two children, depth left.
@@ -629,6 +660,7 @@ mod tests {
                     min_child_weight: 0.0,
                     min_data_in_leaf: 5.0,
                 },
+                quant: None,
             };
             let mut rows: Vec<u32> = (0..n).collect();
             let grown = grower.grow(&settings, &mut rows, &grad, &[0, 1], 7, &Helpers::new(1));

@@ -1,6 +1,7 @@
 //! Histogram gradient-boosted trees in three growth styles: depth-wise (XGBoost `hist`),
 //! leaf-wise (LightGBM) and oblivious (CatBoost).
 
+pub mod batched;
 mod binning;
 mod booster;
 mod ctr;
@@ -8,18 +9,18 @@ mod grow;
 mod hist;
 mod objective;
 mod params;
+mod quant;
 mod scores;
 mod tree;
 
 pub use binning::{BinMapper, Binned};
 pub(crate) use booster::check_data as check_labelled;
 pub use booster::{
-    BinnedData, Control, GBDT_FORMAT, GBDT_FORMAT_VERSION, GbdtModel, Labelled, RoundEval, argmax,
-    labels_of,
+    BinnedData, GBDT_FORMAT, GBDT_FORMAT_VERSION, GbdtModel, Labelled, RoundEval, labels_of,
 };
 pub use ctr::TargetStats;
 pub(crate) use grow::partition;
 pub use hist::{GradPair, Split, SplitRules, Stats};
-pub use objective::{log_loss, softmax};
-pub use params::{GbdtParams, GbdtValid, Growth};
+pub use objective::softmax;
+pub use params::{GbdtParams, GbdtValid, Growth, Quantize};
 pub use tree::{Node, Tree};

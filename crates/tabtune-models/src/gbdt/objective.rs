@@ -45,16 +45,6 @@ pub fn logistic_grad(f: f64, label: usize, weight: f64) -> GradPair {
     }
 }
 
-/// Mean multi-class log loss of probability rows (`probs[i * k..]`), clipped at 1e-15.
-pub fn log_loss(probs: &[f64], labels: &[u32], n_classes: usize) -> f64 {
-    let total: f64 = labels
-        .iter()
-        .enumerate()
-        .map(|(i, &y)| -probs[i * n_classes + y as usize].clamp(1e-15, 1.0).ln())
-        .sum();
-    total / labels.len().max(1) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,13 +89,5 @@ mod tests {
         let h = (l(f + eps) - 2.0 * l(f) + l(f - eps)) / (eps * eps);
         let a = logistic_grad(f, 1, 1.0);
         assert!((f64::from(a.g) - g).abs() < 1e-6 && (f64::from(a.h) - h).abs() < 1e-3);
-    }
-
-    #[test]
-    fn log_loss_by_hand() {
-        let probs = [0.5, 0.5, 0.9, 0.1];
-        assert!(
-            (log_loss(&probs, &[0, 0], 2) - (-(0.5f64.ln()) - 0.9f64.ln()) / 2.0).abs() < 1e-12
-        );
     }
 }

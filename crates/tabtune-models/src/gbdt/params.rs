@@ -17,6 +17,32 @@ pub enum Growth {
     Oblivious,
 }
 
+/// Gradient quantization: train on integer gradients and hessians (exact, order-free histogram
+/// sums; the arithmetic the GPU kernels share, see `tabtune_kernels::reference::math`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Quantize {
+    /// Floating-point gradients (the default).
+    #[default]
+    Off,
+    /// Integers, rounded to nearest.
+    Nearest,
+    /// Integers, rounded stochastically (unbiased; noise from the seed, round, output, row).
+    Stochastic,
+}
+
+impl Quantize {
+    /// Whether gradients are quantized.
+    pub fn is_on(self) -> bool {
+        self != Self::Off
+    }
+
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+    fn is_off(&self) -> bool {
+        *self == Self::Off
+    }
+}
+
 /// Gradient-boosting hyperparameters as given (names as on the command line).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GbdtParams {
@@ -55,7 +81,8 @@ pub struct GbdtParams {
     pub class_weights: Vec<f64>,
     /// Seed of the subsampling.
     pub seed: u64,
-    /// Threads; 0 = all cores.
+    /// Threads; 0 = all cores (the caller's pool). At most this machine's cores
+    /// ([`max_threads`](crate::max_threads)).
     pub threads: usize,
     /// Treat NaN features as missing values (learned direction) instead of rejecting them.
     pub allow_missing: bool,
@@ -64,6 +91,27 @@ pub struct GbdtParams {
     /// see them as ordered target statistics. Set by the trainer from the feature matrix.
     #[serde(default)]
     pub categorical: Vec<usize>,
+    /// Gradient quantization (default off). Quantized training keeps raw scores in `f32`,
+    /// computes `exp`/`ln` from tables and ranks splits by `f32` scores: the arithmetic of the
+    /// batched GPU fit, whose models it reproduces exactly. Numeric features only.
+    #[serde(default, skip_serializing_if = "Quantize::is_off")]
+    pub quantize: Quantize,
+    /// With quantization: at most `2^quant_bits` levels per side for a gradient or hessian
+    /// (fewer when the rows would overflow 32-bit sums). Default 16.
+    #[serde(
+        default = "default_quant_bits",
+        skip_serializing_if = "is_default_quant_bits"
+    )]
+    pub quant_bits: u32,
+}
+
+fn default_quant_bits() -> u32 {
+    16
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_default_quant_bits(b: &u32) -> bool {
+    *b == default_quant_bits()
 }
 
 impl GbdtParams {
@@ -90,6 +138,8 @@ impl GbdtParams {
             threads: 0,
             allow_missing: false,
             categorical: Vec::new(),
+            quantize: Quantize::Off,
+            quant_bits: default_quant_bits(),
         }
     }
 
@@ -136,8 +186,21 @@ impl GbdtParams {
                     .collect::<Result<_>>()?;
             }
             "seed" => self.seed = parse(name, value, "an integer ≥ 0")?,
-            "threads" | "n_jobs" => self.threads = parse(name, value, "an integer ≥ 0")?,
+            "threads" | "n_jobs" => {
+                self.threads = parse(name, value, "an integer ≥ 0 (0 = all cores)")?;
+            }
             "allow_missing" => self.allow_missing = parse(name, value, "true or false")?,
+            "quantize" | "quantized_gradients" => {
+                self.quantize = match value.trim() {
+                    "off" | "false" | "none" => Quantize::Off,
+                    "nearest" | "true" | "on" => Quantize::Nearest,
+                    "stochastic" => Quantize::Stochastic,
+                    _ => {
+                        return Err(ModelError::param(name, value, "off, nearest or stochastic"));
+                    }
+                };
+            }
+            "quant_bits" => self.quant_bits = parse(name, value, "an integer in 2..=20")?,
             other => {
                 return Err(ModelError::param(
                     other,
@@ -145,7 +208,7 @@ impl GbdtParams {
                     "a known parameter: rounds, learning_rate, num_leaves, max_depth, lambda, \
                      alpha, min_child_weight, min_data_in_leaf, gamma, subsample, \
                      colsample_bytree, colsample_bynode, max_bins, early_stopping_rounds, \
-                     class_weights, seed, threads, allow_missing",
+                     class_weights, seed, threads, allow_missing, quantize, quant_bits",
                 ));
             }
         }
@@ -210,6 +273,25 @@ impl GbdtParams {
                 "an integer in 2..=255",
             ));
         }
+        if !(2..=20).contains(&p.quant_bits) {
+            return Err(ModelError::param(
+                "quant_bits",
+                p.quant_bits,
+                "an integer in 2..=20",
+            ));
+        }
+        if p.quantize.is_on() && !p.categorical.is_empty() {
+            return Err(ModelError::param(
+                "quantize",
+                format!(
+                    "{:?} with categorical columns {:?}",
+                    p.quantize, p.categorical
+                ),
+                "numeric features only: encode categorical columns one-hot (encode = \"one-hot\") \
+                 or train without quantization",
+            ));
+        }
+        crate::threads::check(p.threads)?;
         if !p.class_weights.is_empty() {
             if p.class_weights.len() != n_classes {
                 return Err(ModelError::param(
@@ -247,7 +329,8 @@ mod tests {
 
     #[test]
     fn invalid_values_are_named() {
-        let cases: [(&str, &str, &str); 8] = [
+        let cases: [(&str, &str, &str); 9] = [
+            ("threads", "100000", "threads"),
             ("learning_rate", "-0.1", "learning_rate"),
             ("num_leaves", "1", "num_leaves"),
             ("rounds", "0", "rounds"),

@@ -6,9 +6,10 @@
 
 use rayon::prelude::*;
 
-use super::booster::{RoundEval, argmax};
+use super::booster::RoundEval;
 use super::hist::GradPair;
 use super::objective::{logistic_grad, sigmoid, softmax, softmax_grad};
+use crate::metrics::argmax;
 
 /// Rows per parallel block: large enough that a block's work (a softmax per row) outweighs
 /// handing it to a thread, small enough that two threads share a few thousand rows evenly.
@@ -88,7 +89,7 @@ pub(crate) fn add_and_gradients(
 
 /// Adds the round's validation tree values `deltas[output][row]` to the row-major raw scores
 /// and returns the log loss (per-row losses clipped at 1e-15, as in
-/// [`log_loss`](super::objective::log_loss)) and accuracy of the new scores against `y`.
+/// [`log_loss`](crate::metrics::log_loss)) and accuracy of the new scores against `y`.
 /// `losses` is scratch space for the per-row losses, summed in row order.
 pub(crate) fn add_and_evaluate(
     scores: &mut [f64],
@@ -130,8 +131,8 @@ pub(crate) fn add_and_evaluate(
 
 #[cfg(test)]
 mod tests {
-    use super::super::objective::log_loss;
     use super::*;
+    use crate::metrics::log_loss;
 
     /// Raw scores and labels of `n` rows, deterministic and varied.
     fn data(n: usize, k: usize, n_classes: usize) -> (Vec<f64>, Vec<Vec<f32>>, Vec<u32>) {
