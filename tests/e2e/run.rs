@@ -135,18 +135,33 @@ n-trials = 2
         assert!(n >= 1, "{s}");
         assert!(s["registered"]["version"].as_u64().is_some(), "{s}");
     }
-    // Exactly one version holds the alias, and it has the best registered accuracy.
-    let best = shown["versions"]
-        .as_array()
-        .expect("versions")
+    // The decision layer (every trial of both sweeps, every method scored by nested
+    // cross-fitting) picked the champion: its version holds the alias, with the winning
+    // method's cross-fitted accuracy.
+    let decision = &out["decision"];
+    assert_eq!(decision["version"], out["version"], "{out}");
+    let methods = decision["methods"].as_array().expect("methods");
+    assert_eq!(methods.len(), 6, "{decision}");
+    let winner = methods
         .iter()
-        .filter_map(|v| v["metrics"]["cv_accuracy_mean"].as_f64())
-        .fold(f64::MIN, f64::max);
-    assert!((best - accuracy).abs() < 1e-12, "{best} vs {accuracy}");
+        .find(|m| m["method"] == decision["champion"])
+        .expect("the champion is a scored method");
+    assert!((winner["cv_accuracy"].as_f64().expect("acc") - accuracy).abs() < 1e-12);
+    for m in methods {
+        assert!(
+            m["cv_accuracy"].as_f64().expect("acc") <= accuracy,
+            "{decision}"
+        );
+    }
+    assert!(
+        decision["candidates"].as_u64().expect("candidates") >= 2,
+        "{decision}"
+    );
 
     // Reports: present and non-empty HTML.
     let reports = &out["reports"];
     let mut html = vec![
+        reports["run"].as_str().expect("run").to_owned(),
         reports["eda"].as_str().expect("eda").to_owned(),
         reports["monitor"].as_str().expect("monitor").to_owned(),
     ];
@@ -160,6 +175,16 @@ n-trials = 2
     for r in &html {
         let text = std::fs::read_to_string(cwd.join(r)).unwrap_or_else(|e| panic!("{r}: {e}"));
         assert!(text.len() > 1000 && text.contains("<html"), "{r}");
+    }
+    let run_report = std::fs::read_to_string(cwd.join(reports["run"].as_str().expect("run")))
+        .expect("run report");
+    for needle in [
+        "Time allocation",
+        "Decision layer",
+        "stack+biases",
+        "greedy-ensemble",
+    ] {
+        assert!(run_report.contains(needle), "the run report lacks {needle}");
     }
     assert!(out["dataset_drift"].is_boolean(), "{out}");
     assert!(out["decision"]["accuracy"].as_f64().is_some(), "{out}");

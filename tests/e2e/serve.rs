@@ -130,3 +130,36 @@ fn serve_prints_its_url_answers_and_stops_on_sigterm() {
     let exit = child.wait().expect("exits");
     assert_eq!(exit.code(), Some(0), "a graceful stop");
 }
+
+#[test]
+fn serve_refuses_bad_limits_naming_the_flag() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (flag, value, expected) in [
+        ("--threads", "100000", "this machine has"),
+        ("--threads", "0", "an integer in 1..="),
+        ("--max-records", "0", "at least 1"),
+        ("--max-connections", "0", "at least 1"),
+        ("--header-timeout", "0", "a number of seconds"),
+        ("--idle-timeout", "nan", "a number of seconds"),
+        ("--body-timeout", "1e9", "a number of seconds"),
+    ] {
+        let out = tabtune(tmp.path())
+            .args([
+                "serve",
+                "--model",
+                "missing-bundle",
+                "--port",
+                "0",
+                flag,
+                value,
+            ])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(expected),
+            "{flag} {value}: {stderr}"
+        );
+    }
+}

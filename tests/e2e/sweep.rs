@@ -123,13 +123,30 @@ fn sweep_resumes_registers_exports_and_opens_in_optuna() {
     // (4 trials stay under the median pruner's 5 startup trials: all complete.)
     assert_eq!(first["n_complete"], 4, "{first}");
     let decision = &first["decision"];
-    for key in [
-        "raw_accuracy",
-        "ensemble_accuracy",
-        "ensemble_weighted_accuracy",
-    ] {
-        assert!(decision[key].is_f64(), "missing decision.{key}: {first}");
-    }
+    assert!(decision["raw_best_single"]["accuracy"].is_f64(), "{first}");
+    let methods = decision["methods"].as_array().expect("methods");
+    let names: Vec<&str> = methods
+        .iter()
+        .map(|m| m["method"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "single",
+            "single+biases",
+            "greedy-ensemble",
+            "greedy-ensemble+biases",
+            "stack",
+            "stack+biases"
+        ],
+        "{first}"
+    );
+    assert!(
+        methods
+            .iter()
+            .all(|m| m["cv_accuracy"].is_f64() && m["cv_logloss"].is_f64())
+    );
+    assert!(names.contains(&decision["champion"].as_str().expect("champion")));
     let report = tmp.path().join(first["report"].as_str().expect("report"));
     let html = std::fs::read_to_string(&report).expect("report written");
     assert!(html.contains("Leaderboard") && html.contains("<svg"));
@@ -804,4 +821,74 @@ fn population_with_a_tree_only_space_runs_as_usual_and_bad_values_exit_2() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--population"), "{bad}: {stderr}");
     }
+}
+
+#[test]
+fn shipped_forest_and_tree_spaces_sweep() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tabtune_test::workspace_root();
+    for (space, family) in [
+        ("random-forest.toml", "random-forest"),
+        ("decision-tree.toml", "decision-tree"),
+    ] {
+        let path = root.join("configs/sweeps").join(space);
+        let out = json_of(
+            sweep(tmp.path(), &train, path.to_str().expect("utf-8"), family, 2).args([
+                "--holdout",
+                "0.2",
+                "--top-k",
+                "0",
+            ]),
+            0,
+        );
+        assert_eq!(out["n_complete"], 2, "{space}: {out}");
+        let best = out["best_value"].as_f64().expect("best");
+        assert!(best > 0.7 && best <= 1.0, "{space}: {best}");
+    }
+}
+
+#[test]
+fn an_interrupted_sweep_exits_130_with_its_summary() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("t.csv");
+    std::fs::write(&data, tabtune_test::synthetic_obesity_csv(140, 3)).expect("write");
+    std::fs::write(tmp.path().join("trees.toml"), TREES).expect("write");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tabtune"))
+        .current_dir(tmp.path())
+        .arg("--config")
+        .arg(tabtune_test::default_config())
+        .env_remove("MLFLOW_TRACKING_URI")
+        .args(["sweep", "--json", "--sweep", "trees.toml", "--study", "s"])
+        .args(["--storage", "sqlite:///studies.db", "--n-trials", "1000000"])
+        .args(["--folds", "2", "--top-k", "0", "--input"])
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Let it get going (some trials stored), then Ctrl-C.
+    let db = tmp.path().join("studies.db");
+    let started = std::time::Instant::now();
+    while !db.exists() && started.elapsed() < std::time::Duration::from_mins(1) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["stopped"], "interrupted", "{json}");
+    assert!(
+        json["n_complete"].as_u64().expect("n_complete") >= 1,
+        "{json}"
+    );
 }

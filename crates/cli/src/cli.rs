@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tabtune_features::Direction;
+use tabtune_pipeline::export::FinalModel;
+use tabtune_pipeline::select::Strategy;
 
 use crate::env;
 
@@ -108,7 +111,8 @@ pub enum OnInvalidArg {
 /// Options of commands that load a data file.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// Data file (CSV or Parquet) [default: the config's training file].
+    /// Data file (CSV or Parquet) [default: the config's training file; for `predict`, the
+    /// config's `data.test` file].
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
     /// What to do with invalid rows.
@@ -208,7 +212,7 @@ pub struct TrainArgs {
     pub checkpoint_dir: Option<PathBuf>,
     /// MLflow tracking server: the run is logged there too (params, per-fold and CV metrics,
     /// the bundle with --save). Always logged: reports/runs and reports/tensorboard.
-    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = parse_tracking_uri)]
     pub tracking_uri: Option<String>,
     /// Experiment the run is logged under [default: the config's name].
     #[arg(long, value_name = "NAME")]
@@ -232,11 +236,12 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
 /// `tabtune predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// Input selection (default: the config's `data.test` file) and validation policy.
+    /// Input selection and validation policy.
     #[command(flatten)]
     pub input: InputArgs,
-    /// Model bundle folder (written by `tabtune train --save`).
-    #[arg(long, value_name = "DIR")]
+    /// Model: a bundle folder (written by `train --save`, `export`, `run`) or a registry
+    /// reference, `models:/NAME@ALIAS` or `models:/NAME/VERSION`.
+    #[arg(long, value_name = "DIR|models:/NAME@ALIAS")]
     pub model: PathBuf,
     /// Predictions file [default: reports/predictions/<input stem>-<bundle>.csv].
     #[arg(long, value_name = "FILE")]
@@ -249,8 +254,9 @@ pub struct PredictArgs {
 /// `tabtune serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Model bundle folder.
-    #[arg(long, value_name = "DIR", env = "TABTUNE_MODEL")]
+    /// Model: a bundle folder or a registry reference (`models:/NAME@ALIAS`, resolved again
+    /// on `POST /admin/reload`).
+    #[arg(long, value_name = "DIR|models:/NAME@ALIAS", env = "TABTUNE_MODEL")]
     pub model: PathBuf,
     /// Address to bind (loopback by default; use 0.0.0.0 deliberately).
     #[arg(long, default_value = "127.0.0.1", env = "TABTUNE_HOST")]
@@ -285,14 +291,36 @@ pub struct ServeArgs {
     /// Rows a /monitor/* report needs at least (labelled rows for model performance).
     #[arg(long, default_value_t = 30, value_name = "ROWS")]
     pub min_window_rows: usize,
+    /// Most records in one /predict or /feedback request (more: 413 at once).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_records: usize,
+    /// Most problems one 422 answer lists (the rest are counted).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_errors_listed: usize,
+    /// Open connections at most (a new one closes the longest-idle; when all are busy it gets
+    /// 503). Keep it below `ulimit -n`.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
+    /// Seconds a request's headers may take once its first byte arrived (then: closed).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub header_timeout: f64,
+    /// Seconds a request's body may take once its headers are in (then: 408).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub body_timeout: f64,
+    /// Seconds a connection with no request in progress may stay silent (then: closed).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub idle_timeout: f64,
+    /// Seconds requests in progress get to finish on shutdown.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub shutdown_timeout: f64,
 }
 
 /// `tabtune monitor`.
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
-    /// Model bundle folder (its schema validates both files; its predictions give the
-    /// prediction drift).
-    #[arg(long, value_name = "DIR")]
+    /// Model: a bundle folder or `models:/NAME@ALIAS` (its schema validates both files; its
+    /// predictions give the prediction drift).
+    #[arg(long, value_name = "DIR|models:/NAME@ALIAS")]
     pub model: PathBuf,
     /// Reference data [default: the config's training file].
     #[arg(long, value_name = "FILE")]
@@ -327,7 +355,7 @@ pub enum RegistryCommand {
 pub struct RegistryListArgs {
     /// MLflow tracking server [default: none: the local registry, checkpoints/registry or
     /// TABTUNE_REGISTRY_DIR].
-    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = parse_tracking_uri)]
     pub tracking_uri: Option<String>,
 }
 
@@ -337,7 +365,7 @@ pub struct RegistryShowArgs {
     /// Registered model name.
     pub name: String,
     /// MLflow tracking server [default: the local registry].
-    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = parse_tracking_uri)]
     pub tracking_uri: Option<String>,
 }
 
@@ -352,17 +380,8 @@ pub struct RegistryPromoteArgs {
     #[arg(long, default_value = "champion")]
     pub alias: String,
     /// MLflow tracking server [default: the local registry].
-    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = parse_tracking_uri)]
     pub tracking_uri: Option<String>,
-}
-
-/// Which way a promotion metric is better.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum DirectionArg {
-    /// Larger is better (accuracy).
-    Maximize,
-    /// Smaller is better (log loss).
-    Minimize,
 }
 
 /// `tabtune registry register`.
@@ -382,10 +401,10 @@ pub struct RegistryRegisterArgs {
     #[arg(long, value_name = "METRIC")]
     pub promote_on: Option<String>,
     /// Direction of --promote-on.
-    #[arg(long, value_enum, default_value_t = DirectionArg::Maximize)]
-    pub direction: DirectionArg,
+    #[arg(long, value_enum, default_value_t = Direction::Maximize)]
+    pub direction: Direction,
     /// MLflow tracking server [default: the local registry].
-    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = parse_tracking_uri)]
     pub tracking_uri: Option<String>,
 }
 
@@ -404,7 +423,7 @@ pub struct SweepArgs {
     pub study: Option<String>,
     /// Study storage: sqlite:///PATH (one machine, several processes) or
     /// postgresql://USER@HOST:PORT/DB (many machines).
-    #[arg(long, value_name = "URL", default_value = crate::commands::sweep::DEFAULT_STORAGE)]
+    #[arg(long, value_name = "URL", default_value = tabtune_pipeline::sweep::storage::DEFAULT_STORAGE)]
     pub storage: String,
     /// Folds of each trial's cross-validation [default: the config's `cv.folds`].
     #[arg(long, value_name = "K", conflicts_with = "holdout")]
@@ -456,7 +475,7 @@ pub struct SweepArgs {
     /// MLflow tracking server: every trial is logged there as a run (params, intermediate
     /// values, final metrics, tags linking study and trial) and the best model is registered.
     /// Always logged: reports/runs and reports/tensorboard/<study>/trial-N.
-    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = parse_tracking_uri)]
     pub tracking_uri: Option<String>,
     /// Track nothing (no local run records, TensorBoard files or MLflow runs).
     #[arg(long)]
@@ -466,6 +485,9 @@ pub struct SweepArgs {
     /// current champion's CV score [default with a tracking URI: the config's name].
     #[arg(long, value_name = "NAME")]
     pub register: Option<String>,
+    /// What the registered best trial ships as (see `export --final`).
+    #[arg(long = "final", value_name = "refit|folds|folds:N", default_value = "refit", value_parser = parse_final)]
+    pub final_model: FinalModel,
 }
 
 /// `tabtune run`.
@@ -486,14 +508,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// Study storage (one study per sweep, resumed when the run is repeated).
-    #[arg(long, value_name = "URL", default_value = crate::commands::sweep::DEFAULT_STORAGE)]
+    #[arg(long, value_name = "URL", default_value = tabtune_pipeline::sweep::storage::DEFAULT_STORAGE)]
     pub storage: String,
     /// Seed of the samplers, splits and models [default: the config's `cv.seed`].
     #[arg(long)]
     pub seed: Option<u64>,
     /// MLflow tracking server: trials are logged there and the champion is registered in its
     /// model registry (else checkpoints/registry).
-    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = crate::tracking::parse_tracking_uri)]
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = parse_tracking_uri)]
     pub tracking_uri: Option<String>,
     /// Track nothing (no local run records, TensorBoard files or MLflow runs).
     #[arg(long)]
@@ -501,6 +523,10 @@ pub struct RunArgs {
     /// Never download: a missing data file is an error saying where to put it.
     #[arg(long)]
     pub no_fetch: bool,
+    /// A `[run.presets.NAME]` of the config (the default config has `fast`, about 3 minutes,
+    /// and `best`, its default, at most 10) [default: the config's `run.preset`].
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
 }
 
 /// `tabtune export`.
@@ -513,7 +539,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "NAME")]
     pub study: String,
     /// Its storage.
-    #[arg(long, value_name = "URL", default_value = crate::commands::sweep::DEFAULT_STORAGE)]
+    #[arg(long, value_name = "URL", default_value = tabtune_pipeline::sweep::storage::DEFAULT_STORAGE)]
     pub storage: String,
     /// Export this trial instead of the best one.
     #[arg(long, value_name = "N")]
@@ -524,15 +550,10 @@ pub struct ExportArgs {
     /// Device for fitting a neural model: auto, cpu, wgpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
-}
-
-/// Direction of `tabtune select`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SelectStrategy {
-    /// From no feature, add the best one at a time.
-    Forward,
-    /// From every feature, drop the least useful one at a time.
-    Backward,
+    /// The model shipped: `refit` on every row, or `folds` (the trial's k fold models, the
+    /// ones its out-of-fold predictions came from, averaged; `folds:N` adds N-1 model seeds).
+    #[arg(long = "final", value_name = "refit|folds|folds:N", default_value = "refit", value_parser = parse_final)]
+    pub final_model: FinalModel,
 }
 
 /// `tabtune select`.
@@ -548,8 +569,8 @@ pub struct SelectArgs {
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
     /// Forward (add features) or backward (drop features).
-    #[arg(long, value_enum, default_value_t = SelectStrategy::Forward)]
-    pub strategy: SelectStrategy,
+    #[arg(long, value_enum, default_value_t = Strategy::Forward)]
+    pub strategy: Strategy,
     /// Folds of each feature set's cross-validation.
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub folds: usize,
@@ -563,7 +584,7 @@ pub struct SelectArgs {
     #[arg(long, value_name = "NAME")]
     pub study: Option<String>,
     /// Study storage (as for `sweep`).
-    #[arg(long, value_name = "URL", default_value = crate::commands::sweep::DEFAULT_STORAGE)]
+    #[arg(long, value_name = "URL", default_value = tabtune_pipeline::sweep::storage::DEFAULT_STORAGE)]
     pub storage: String,
     /// Seed of the splits and the model [default: the config's `cv.seed`].
     #[arg(long)]
@@ -571,4 +592,23 @@ pub struct SelectArgs {
     /// Where the chosen feature list goes [default: reports/studies/<study>/features.json].
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `--final` values.
+fn parse_final(text: &str) -> Result<FinalModel, String> {
+    FinalModel::parse(text).ok_or_else(|| {
+        format!("`{text}`: expected refit, folds or folds:N (N model seeds, 1..=16)")
+    })
+}
+
+/// `--tracking-uri` values: empty (tracking off for MLflow) or http(s)://.
+fn parse_tracking_uri(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.is_empty() || t.starts_with("http://") || t.starts_with("https://") {
+        Ok(t.to_owned())
+    } else {
+        Err(format!(
+            "`{text}`: expected the URL of an MLflow tracking server, for example http://127.0.0.1:5000"
+        ))
+    }
 }

@@ -1,12 +1,15 @@
-//! What every command needs: the resolved config, output mode, and loading an input file.
+//! What every command needs: the resolved config, the output mode, progress bars, and the
+//! conversion of the shared flags into the pipeline's settings.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-use anyhow::Result;
-use tabtune_features::io::{LoadOptions, Loaded, load_table};
-use tabtune_features::{Config, OnInvalid, Schema, TargetPresence};
+use tabtune_features::{Config, OnInvalid};
+use tabtune_pipeline::data::Input;
+use tabtune_pipeline::{Hooks, Progress, Silent};
 
 use crate::cli::{GlobalArgs, InputArgs, OnInvalidArg};
+use crate::error::{CliError, Result};
 use crate::output;
 
 /// The default config file, relative to the current directory.
@@ -17,11 +20,11 @@ const BUILT_IN_CONFIG: &str = include_str!("../../../configs/obesity.toml");
 /// Shared state of one command run.
 pub struct Context {
     /// The resolved config (data folder already overridden).
-    pub config: Config,
+    pub config: Arc<Config>,
     /// `--json`.
     pub json: bool,
-    /// Whether progress bars show.
-    pub progress: bool,
+    /// Progress bars, or nothing with `-q`, `--json` or no terminal.
+    pub progress: Arc<dyn Progress>,
 }
 
 impl Context {
@@ -42,58 +45,48 @@ impl Context {
             config.data.dir.clone_from(dir);
         }
         tracing::debug!(config = %config.path.display(), data_dir = %config.data.dir.display(), "config loaded");
+        let progress: Arc<dyn Progress> = if output::progress_enabled(global.quiet > 0, global.json)
+        {
+            Arc::new(output::Bars)
+        } else {
+            Arc::new(Silent)
+        };
         Ok(Self {
-            config,
+            config: Arc::new(config),
             json: global.json,
-            progress: output::progress_enabled(global.quiet > 0, global.json),
+            progress,
         })
     }
 
-    /// The input file: `--input`, else the config's training file.
-    pub fn input_path(&self, input: &InputArgs) -> PathBuf {
-        input
-            .input
-            .clone()
-            .unwrap_or_else(|| self.config.train_path())
-    }
-
-    /// Loads and validates the input against the config's schema, logging the counts.
-    pub fn load(&self, input: &InputArgs, target: TargetPresence) -> Result<Loaded> {
-        self.load_file(&self.input_path(input), input, &self.config.schema, target)
-    }
-
-    /// Loads and validates `path` against `schema` with the input options, logging the counts.
-    pub fn load_file(
-        &self,
-        path: &Path,
-        input: &InputArgs,
-        schema: &Schema,
-        target: TargetPresence,
-    ) -> Result<Loaded> {
-        let path = path.to_owned();
-        let rejects = input.rejects.clone().unwrap_or_else(|| {
-            let stem = path
-                .file_stem()
-                .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
-            PathBuf::from("reports/rejects").join(format!("{stem}.rejects.csv"))
-        });
-        let options = LoadOptions {
-            on_invalid: match input.on_invalid {
-                OnInvalidArg::Fail => OnInvalid::Fail,
-                OnInvalidArg::Quarantine => OnInvalid::Quarantine,
-            },
-            target,
-            rejects: Some(rejects),
-        };
-        let spinner = output::spinner(self.progress, format!("loading {}", path.display()));
-        let loaded = load_table(&path, schema, &options);
-        spinner.finish_and_clear();
-        let loaded = loaded?;
-        if loaded.report.invalid_rows > 0 {
-            tracing::warn!("{}", loaded.report.summary());
-        } else {
-            tracing::info!("{}", loaded.report.summary());
+    /// The pipeline's input settings from `--input`, `--on-invalid` and `--rejects`.
+    pub fn input(args: &InputArgs) -> Input {
+        Input {
+            path: args.input.clone(),
+            on_invalid: on_invalid(args.on_invalid),
+            rejects: args.rejects.clone(),
         }
-        Ok(loaded)
+    }
+
+    /// Hooks for long work: progress bars, and a stop flag that SIGINT (Ctrl-C) and SIGTERM
+    /// set, so a sweep stops cleanly (running trials are stored as FAIL).
+    pub fn hooks(&self) -> Result<Hooks> {
+        let hooks = Hooks::with_progress(Arc::clone(&self.progress));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&hooks.stop)).map_err(|source| {
+                CliError::System {
+                    what: "installing the Ctrl-C handler".into(),
+                    source,
+                }
+            })?;
+        }
+        Ok(hooks)
+    }
+}
+
+/// `--on-invalid` as the loader's policy.
+pub fn on_invalid(arg: OnInvalidArg) -> OnInvalid {
+    match arg {
+        OnInvalidArg::Fail => OnInvalid::Fail,
+        OnInvalidArg::Quarantine => OnInvalid::Quarantine,
     }
 }

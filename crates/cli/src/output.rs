@@ -5,14 +5,14 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use tabtune_pipeline::{Progress, Task};
 
-/// Prints one JSON object on stdout.
-#[allow(clippy::print_stdout)]
+/// Prints one JSON object on stdout (a closed pipe, as `tabtune ... --json | head`, is not an
+/// error worth a panic).
 pub fn json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values always serialize")
-    );
+    let mut text = serde_json::to_string_pretty(value).expect("JSON values always serialize");
+    text.push('\n');
+    self::text(&text);
 }
 
 /// Prints text on stdout.
@@ -69,33 +69,115 @@ pub fn progress_enabled(quiet: bool, json: bool) -> bool {
     !quiet && !json && std::io::stderr().is_terminal()
 }
 
-/// A spinner with a message, hidden when progress is disabled.
-pub fn spinner(enabled: bool, message: impl Into<String>) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
+/// Progress bars on stderr (indicatif) for the pipeline's long steps.
+pub struct Bars;
+
+/// One bar; dropping it clears it.
+struct Bar(ProgressBar);
+
+impl Task for Bar {
+    fn set_message(&self, message: String) {
+        self.0.set_message(message);
     }
-    let bar = ProgressBar::new_spinner().with_message(message.into());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("the template is valid"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
+    fn inc(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn set_position(&self, position: u64) {
+        self.0.set_position(position);
+    }
+    fn set_length(&self, total: u64) {
+        self.0.set_length(total);
+    }
 }
 
-/// A byte-count progress bar, hidden when progress is disabled.
-pub fn bytes_bar(enabled: bool, message: impl Into<String>) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
     }
-    let bar = ProgressBar::new(0).with_message(message.into());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> "),
-    );
-    bar
+}
+
+impl Progress for Bars {
+    fn spinner(&self, message: &str) -> Box<dyn Task> {
+        let bar = ProgressBar::new_spinner().with_message(message.to_owned());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .expect("the template is valid"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Box::new(Bar(bar))
+    }
+
+    fn counter(&self, total: u64, position: u64, unit: &str) -> Box<dyn Task> {
+        let bar = ProgressBar::new(total).with_position(position);
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{bar:30}} {{pos}}/{{len}} {unit}  {{msg}}  [{{elapsed}}<{{eta}}]"
+            ))
+            .expect("the template is valid"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Box::new(Bar(bar))
+    }
+
+    fn bytes(&self, message: &str) -> Box<dyn Task> {
+        let bar = ProgressBar::new(0).with_message(message.to_owned());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        Box::new(Bar(bar))
+    }
+}
+
+/// The decision layer as JSON: every method's cross-fitted score, the champion and what
+/// ships (`labels[i]` names candidate `i`).
+pub fn decision_json(
+    d: &tabtune_pipeline::decision::DecisionReport,
+    labels: &[String],
+) -> serde_json::Value {
+    serde_json::json!({
+        "candidates": d.candidates,
+        "folds": d.folds,
+        "raw_best_single": {"trial": labels[d.best_single], "accuracy": d.raw_accuracy},
+        "methods": d.methods.iter().map(|s| serde_json::json!({
+            "method": s.method.name(),
+            "cv_accuracy": s.accuracy,
+            "cv_logloss": s.log_loss,
+        })).collect::<Vec<_>>(),
+        "champion": d.champion.name(),
+        "members": d.shipped.members.iter().map(|(i, w)| serde_json::json!({"trial": labels[*i], "weight": w})).collect::<Vec<_>>(),
+        "stacked": d.shipped.stack.is_some(),
+        "class_weights": d.shipped.class_weights.weights,
+    })
+}
+
+/// The decision layer in one line per method.
+pub fn decision_text(d: &tabtune_pipeline::decision::DecisionReport) -> String {
+    let rows: Vec<Vec<String>> = d
+        .methods
+        .iter()
+        .map(|s| {
+            vec![
+                format!(
+                    "{}{}",
+                    s.method.name(),
+                    if s.method == d.champion { " *" } else { "" }
+                ),
+                format!("{:.5}", s.accuracy),
+                format!("{:.5}", s.log_loss),
+            ]
+        })
+        .collect();
+    format!(
+        "decision layer over {} candidates (out-of-fold, nested cross-fitting over {} folds; * ships; raw best single {:.5}):\n{}",
+        d.candidates,
+        d.folds,
+        d.raw_accuracy,
+        table(&["method", "cv accuracy", "cv log loss"], &rows)
+    )
 }
 
 #[cfg(test)]

@@ -469,6 +469,7 @@ mod tests {
             ids: None,
             target: None,
             rows: vec![2, 3],
+            train_only: 0,
         };
         let inputs = Inputs {
             height: Some("h".into()),

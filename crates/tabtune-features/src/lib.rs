@@ -28,11 +28,12 @@ mod schema;
 mod split;
 pub mod stats;
 mod table;
+pub mod text;
 pub mod transform;
 pub mod units;
 mod validate;
 
-pub use config::Config;
+pub use config::{Config, Direction, Metric};
 pub use error::{FeaturesError, Result};
 pub use preprocess::{
     CategoricalStep, EngineeredStep, FeatureMatrix, FittedOn, NumericStep,

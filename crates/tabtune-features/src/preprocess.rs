@@ -274,6 +274,18 @@ impl PreprocessorSpec {
     }
 }
 
+fn check_scaler(column: &str, s: &StandardScalerFitted) -> std::result::Result<(), String> {
+    if s.mean.is_finite() && s.std.is_finite() && s.std > 0.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{column}` scaling has mean {} and standard deviation {}; expected finite numbers \
+             and a deviation > 0",
+            s.mean, s.std
+        ))
+    }
+}
+
 impl NumericStep {
     /// Conversion and rounding (the value that bins see).
     fn pre_log(&self, values: &mut [f64]) {
@@ -548,6 +560,7 @@ impl Preprocessor {
             None => return Err(err("no `format_version`: not a tabtune preprocessor".into())),
         }
         let p: Self = serde_json::from_value(value).map_err(|e| err(format!("invalid: {e}")))?;
+        p.check_structure().map_err(err)?;
         if p.output != p.output_names() {
             return Err(err(
                 "its `output` names do not match its steps (edited by hand?)".into(),
@@ -562,6 +575,95 @@ impl Preprocessor {
             }
         }
         Ok(p)
+    }
+
+    /// Checks what [`transform`](Self::transform) relies on, for a preprocessor read from a
+    /// file: a valid schema, one step per schema feature column and of its kind, the label
+    /// encoder's classes equal to the schema's, finite fitted numbers (a clamp with low > high
+    /// or a NaN bound would panic). Returns what is wrong.
+    pub fn check_structure(&self) -> std::result::Result<(), String> {
+        use crate::text::clip;
+        self.schema
+            .check()
+            .map_err(|e| format!("its schema: {e}"))?;
+        let finite = |what: String, v: f64| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{what} is {v}; expected a finite number"))
+            }
+        };
+        let numeric: Vec<&str> = self
+            .schema
+            .feature_columns()
+            .filter(|c| c.is_numeric())
+            .map(|c| c.name.as_str())
+            .collect();
+        let steps: Vec<&str> = self.numeric.iter().map(|s| s.column.as_str()).collect();
+        if steps != numeric {
+            return Err(format!(
+                "its numeric steps ({}) are not the schema's numeric feature columns ({})",
+                crate::text::list(&steps),
+                crate::text::list(&numeric)
+            ));
+        }
+        for step in &self.numeric {
+            let column = clip(&step.column);
+            if let Some(c) = &step.convert {
+                finite(format!("`{column}` conversion factor"), c.factor)?;
+            }
+            if let Some(r) = &step.round
+                && (r.low.is_nan() || r.high.is_nan() || r.low > r.high)
+            {
+                return Err(format!(
+                    "`{column}` rounds into [{}, {}]; expected low ≤ high",
+                    r.low, r.high
+                ));
+            }
+            if let Some(b) = &step.bins
+                && let Some(e) = b.edges.iter().find(|e| !e.is_finite())
+            {
+                return Err(format!("`{column}` bin edge {e}; expected finite edges"));
+            }
+            if let Some(sc) = &step.scale {
+                check_scaler(&column, sc)?;
+            }
+        }
+        for step in &self.engineered {
+            if let Some(sc) = &step.scale {
+                check_scaler(step.feature.name(), sc)?;
+            }
+        }
+        finite("`height_to_m`".into(), self.inputs.height_to_m)?;
+        let categorical: Vec<&str> = self
+            .schema
+            .feature_columns()
+            .filter(|c| !c.is_numeric())
+            .map(|c| c.name.as_str())
+            .collect();
+        let steps: Vec<&str> = self
+            .categorical
+            .iter()
+            .map(|c| match c {
+                CategoricalStep::OneHot { column, .. }
+                | CategoricalStep::Ordinal { column, .. } => column.as_str(),
+            })
+            .collect();
+        if steps != categorical {
+            return Err(format!(
+                "its categorical steps ({}) are not the schema's categorical feature columns ({})",
+                crate::text::list(&steps),
+                crate::text::list(&categorical)
+            ));
+        }
+        if self.labels.classes != self.schema.classes() {
+            return Err(format!(
+                "its classes ({}) are not the schema's target levels ({})",
+                crate::text::list(&self.labels.classes),
+                crate::text::list(self.schema.classes())
+            ));
+        }
+        Ok(())
     }
 
     /// Writes the preprocessor as JSON, atomically.

@@ -93,6 +93,70 @@ impl ColumnSpec {
 }
 
 impl Schema {
+    /// Checks what the accessors rely on, for a schema read from a file someone may have
+    /// edited (a bundle, a preprocessor): unique column names, the id not among them, the
+    /// target a categorical column with at least two distinct classes, every categorical column
+    /// with distinct levels, every numeric range ordered. Returns what is wrong.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for c in &self.columns {
+            if !names.insert(c.name.as_str()) {
+                return Err(format!(
+                    "column `{}` is listed twice",
+                    crate::text::clip(&c.name)
+                ));
+            }
+            match &c.kind {
+                ColumnKind::Categorical { levels } => {
+                    let distinct: std::collections::BTreeSet<&String> = levels.iter().collect();
+                    if levels.is_empty() || distinct.len() != levels.len() {
+                        return Err(format!(
+                            "categorical column `{}` has {} level(s), {} distinct; expected at \
+                             least one, none repeated",
+                            crate::text::clip(&c.name),
+                            levels.len(),
+                            distinct.len()
+                        ));
+                    }
+                }
+                ColumnKind::Numeric {
+                    range: Some((lo, hi)),
+                    ..
+                } if lo.is_nan() || hi.is_nan() || lo > hi => {
+                    return Err(format!(
+                        "numeric column `{}` has the range [{lo}, {hi}]; expected low ≤ high",
+                        crate::text::clip(&c.name)
+                    ));
+                }
+                ColumnKind::Numeric { .. } => {}
+            }
+        }
+        if let Some(id) = &self.id
+            && names.contains(id.as_str())
+        {
+            return Err(format!(
+                "the id column `{}` is also a data column",
+                crate::text::clip(id)
+            ));
+        }
+        match self.column(&self.target).map(|c| &c.kind) {
+            Some(ColumnKind::Categorical { levels }) if levels.len() >= 2 => Ok(()),
+            Some(ColumnKind::Categorical { levels }) => Err(format!(
+                "the target `{}` has {} class(es); expected at least 2",
+                crate::text::clip(&self.target),
+                levels.len()
+            )),
+            Some(ColumnKind::Numeric { .. }) => Err(format!(
+                "the target `{}` is numeric; expected a categorical column (the classes)",
+                crate::text::clip(&self.target)
+            )),
+            None => Err(format!(
+                "the target `{}` is not one of the columns",
+                crate::text::clip(&self.target)
+            )),
+        }
+    }
+
     /// Looks a column up by name.
     pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
         self.columns.iter().find(|c| c.name == name)

@@ -37,6 +37,39 @@ impl KFold {
     /// robin across the folds, continuing where the previous class stopped, so fold sizes differ
     /// by at most one; every class must have at least `folds` rows.
     pub fn split(&self, labels: &[u32], n_classes: usize) -> Result<Vec<Fold>> {
+        self.split_impl(labels, n_classes, None)
+    }
+
+    /// [`split`](Self::split) for labels of the classes `classes` (label `i` is `classes[i]`):
+    /// errors name the class by its label, not its number.
+    pub fn split_named(&self, labels: &[u32], classes: &[String]) -> Result<Vec<Fold>> {
+        self.split_impl(labels, classes.len(), Some(classes))
+    }
+
+    /// The folds of a table's rows: its validated rows ([`Table::n_main`]) are split as
+    /// [`split`](Self::split) splits their labels, and its training-only rows (extra training
+    /// data, [`Table::train_only`]) are added to every fold's training rows and to no
+    /// validation rows. `labels` are the table's target.
+    pub fn split_with_extra(
+        &self,
+        labels: &[u32],
+        n_classes: usize,
+        train_only: usize,
+    ) -> Result<Vec<Fold>> {
+        let n_main = labels.len().saturating_sub(train_only);
+        let mut folds = self.split(&labels[..n_main], n_classes)?;
+        for f in &mut folds {
+            f.train.extend(n_main..labels.len());
+        }
+        Ok(folds)
+    }
+
+    fn split_impl(
+        &self,
+        labels: &[u32],
+        n_classes: usize,
+        classes: Option<&[String]>,
+    ) -> Result<Vec<Fold>> {
         let err = |message: String| FeaturesError::Split {
             folds: self.folds,
             message,
@@ -62,8 +95,12 @@ impl KFold {
         if self.stratify {
             for (c, rows) in by_class.iter().enumerate() {
                 if !rows.is_empty() && rows.len() < self.folds {
+                    let class = classes.and_then(|names| names.get(c)).map_or_else(
+                        || format!("class {c}"),
+                        |name| format!("class {:?}", crate::text::clip(name)),
+                    );
                     return Err(err(format!(
-                        "class {c} has only {} rows; every class needs at least one row per fold",
+                        "{class} has only {} rows; every class needs at least one row per fold",
                         rows.len()
                     )));
                 }
@@ -191,10 +228,54 @@ mod tests {
             .expect_err("class 2 too small")
             .to_string();
         assert!(m.contains("class 2 has only 10 rows"), "{m}");
+        let names: Vec<String> = ["Normal_Weight", "Obesity_Type_I", "Insufficient_Weight"]
+            .map(String::from)
+            .to_vec();
+        let m = k
+            .split_named(&labels(), &names)
+            .expect_err("class 2 too small")
+            .to_string();
+        assert!(
+            m.contains("class \"Insufficient_Weight\" has only 10 rows"),
+            "{m}"
+        );
+        assert_eq!(
+            k.split_named(&labels()[..0], &names).is_err(),
+            k.split(&labels()[..0], 3).is_err()
+        );
         let k = KFold { folds: 1, ..k };
         assert!(k.split(&labels(), 3).is_err());
         let k = KFold { folds: 2, ..k };
         let m = k.split(&[0, 5], 3).expect_err("bad label").to_string();
         assert!(m.contains("label 5"), "{m}");
+    }
+
+    #[test]
+    fn extra_training_rows_never_reach_a_validation_fold() {
+        let mut labels = labels();
+        let n_main = labels.len();
+        // 40 training-only rows of every class after the validated ones.
+        labels.extend((0..40u32).map(|i| i % 3));
+        let k = KFold {
+            folds: 5,
+            repeats: 2,
+            seed: 11,
+            stratify: true,
+        };
+        let folds = k.split_with_extra(&labels, 3, 40).expect("splits");
+        // The validated rows are split exactly as without the extra rows.
+        let plain = k.split(&labels[..n_main], 3).expect("splits");
+        for (f, p) in folds.iter().zip(&plain) {
+            assert_eq!(f.valid, p.valid);
+            assert!(
+                f.valid.iter().all(|&r| r < n_main),
+                "an extra row in validation"
+            );
+            assert_eq!(&f.train[..p.train.len()], p.train.as_slice());
+            assert_eq!(
+                f.train[p.train.len()..],
+                (n_main..labels.len()).collect::<Vec<_>>()
+            );
+        }
     }
 }

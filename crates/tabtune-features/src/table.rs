@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::hash::Hasher as _;
 use std::path::PathBuf;
 
+use crate::error::{FeaturesError, Result};
+
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{FxBuildHasher, FxHasher};
@@ -45,6 +47,10 @@ pub struct Table {
     pub target: Option<Vec<u32>>,
     /// 1-based row number in the source file (the line number in a CSV), per row.
     pub rows: Vec<usize>,
+    /// Rows at the end that only ever train models and are never validated or scored on:
+    /// extra training data (`[[data.extra-train]]`) appended by [`Table::with_train_only`].
+    /// 0 for the rows of a file.
+    pub train_only: usize,
 }
 
 /// A row that repeats an earlier one (every column but the id equal).
@@ -114,7 +120,98 @@ impl Table {
                 .as_ref()
                 .map(|t| indices.iter().map(|&i| t[i]).collect()),
             rows: indices.iter().map(|&i| self.rows[i]).collect(),
+            train_only: 0,
         }
+    }
+
+    /// Rows that are validated and scored on: all but the [`Table::train_only`] ones.
+    pub fn n_main(&self) -> usize {
+        self.n_rows() - self.train_only
+    }
+
+    /// This table's rows followed by `repeats` copies of `extra`'s rows, marked as
+    /// training-only (see [`Table::train_only`]). `extra` must have the same columns (names,
+    /// kinds, levels) and the target; ids it lacks are made up as `<extra file stem>:<row>`.
+    pub fn with_train_only(&self, extra: &Table, repeats: usize) -> Result<Table> {
+        let mismatch = |what: String| FeaturesError::BadFile {
+            path: extra.source.clone(),
+            message: format!(
+                "cannot be appended to {} as training rows: {what}",
+                self.source.display()
+            ),
+        };
+        if self.columns.len() != extra.columns.len() {
+            return Err(mismatch(format!(
+                "{} columns, expected {}",
+                extra.columns.len(),
+                self.columns.len()
+            )));
+        }
+        let (Some(target), Some(extra_target)) = (&self.target, &extra.target) else {
+            return Err(mismatch("both need the target column".into()));
+        };
+        let mut columns = self.columns.clone();
+        for (c, e) in columns.iter_mut().zip(&extra.columns) {
+            if c.name != e.name {
+                return Err(mismatch(format!(
+                    "column `{}` where `{}` was expected",
+                    e.name, c.name
+                )));
+            }
+            match (&mut c.values, &e.values) {
+                (ColumnValues::Numeric(v), ColumnValues::Numeric(x)) => {
+                    for _ in 0..repeats {
+                        v.extend_from_slice(x);
+                    }
+                }
+                (
+                    ColumnValues::Categorical { levels, codes },
+                    ColumnValues::Categorical {
+                        levels: extra_levels,
+                        codes: x,
+                    },
+                ) if levels == extra_levels => {
+                    for _ in 0..repeats {
+                        codes.extend_from_slice(x);
+                    }
+                }
+                _ => {
+                    return Err(mismatch(format!(
+                        "column `{}` has another kind or other levels",
+                        c.name
+                    )));
+                }
+            }
+        }
+        let stem = extra
+            .source
+            .file_stem()
+            .map_or_else(|| "extra".into(), |s| s.to_string_lossy().into_owned());
+        let n = extra.n_rows() * repeats;
+        let ids = self.ids.as_ref().map(|ids| {
+            let mut all = ids.clone();
+            for _ in 0..repeats {
+                match &extra.ids {
+                    Some(e) => all.extend(e.iter().map(|id| format!("{stem}:{id}"))),
+                    None => all.extend(extra.rows.iter().map(|r| format!("{stem}:{r}"))),
+                }
+            }
+            all
+        });
+        let mut target = target.clone();
+        let mut rows = self.rows.clone();
+        for _ in 0..repeats {
+            target.extend_from_slice(extra_target);
+            rows.extend_from_slice(&extra.rows);
+        }
+        Ok(Table {
+            source: self.source.clone(),
+            columns,
+            ids,
+            target: Some(target),
+            rows,
+            train_only: self.train_only + n,
+        })
     }
 
     /// Rows equal to an earlier row in every column but the id (numbers compared bit for bit,
@@ -213,6 +310,7 @@ mod tests {
             ids: Some(vec!["7".into(), "8".into(), "9".into()]),
             target: Some(vec![0, 0, 0]),
             rows: vec![2, 3, 4],
+            train_only: 0,
         }
     }
 

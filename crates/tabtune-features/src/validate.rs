@@ -113,6 +113,9 @@ pub struct ValidationReport {
     pub issues_total: usize,
     /// Where the rejected rows went, with `--on-invalid quarantine`.
     pub rejects: Option<PathBuf>,
+    /// Things worth knowing that are not problems (a UTF-8 byte-order mark that was skipped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl ValidationReport {
@@ -148,6 +151,9 @@ impl ValidationReport {
         }
         if let Some(r) = &self.rejects {
             s.push_str(&format!("; rejected rows written to {}", r.display()));
+        }
+        for note in &self.notes {
+            s.push_str(&format!("; {note}"));
         }
         s
     }

@@ -13,6 +13,9 @@ pub enum InferError {
     /// The bundle or the model.
     #[error(transparent)]
     Model(#[from] tabtune_models::ModelError),
+    /// A registry reference (`models:/name@alias`) that does not resolve.
+    #[error(transparent)]
+    Registry(#[from] tabtune_track::TrackError),
     /// Too few rows for a report.
     #[error("{what}: {rows} row(s); at least {needed} needed")]
     NotEnoughData {
@@ -37,6 +40,7 @@ impl InferError {
         match self {
             Self::Features(e) => e.is_bad_input(),
             Self::Model(e) => e.is_bad_input(),
+            Self::Registry(e) => e.is_bad_input(),
             Self::NotEnoughData { .. } | Self::SchemaMismatch { .. } => true,
         }
     }

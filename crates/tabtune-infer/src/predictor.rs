@@ -17,6 +17,13 @@ pub fn load_bundle(dir: &Path) -> Result<Predictor> {
     })
 }
 
+/// Loads the model `arg` names: a bundle folder, or a `models:/name@alias` /
+/// `models:/name/3` reference resolved in the registry in effect (MLflow's when
+/// `MLFLOW_TRACKING_URI` is set, else the local one). Called again, it picks up a moved alias.
+pub fn load_model(arg: &str) -> Result<Predictor> {
+    load_bundle(&tabtune_track::registry::resolve_model(arg, None)?)
+}
+
 /// Predictions for a table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
@@ -54,8 +61,7 @@ impl Predictor {
 
     /// Predicts every row of a validated table.
     pub fn predict(&self, table: &Table) -> Result<Prediction> {
-        let m = self.bundle.preprocessor.transform(table)?;
-        let proba = self.bundle.model.predict_proba(m.values.view())?;
+        let proba = self.bundle.predict_proba(table)?;
         let labels = labels_of(&proba);
         Ok(Prediction {
             proba,

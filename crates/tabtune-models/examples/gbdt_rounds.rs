@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ndarray::Array2;
-use tabtune_models::gbdt::{BinnedData, Control, GbdtModel, GbdtParams, Growth, Labelled};
+use tabtune_models::gbdt::{BinnedData, GbdtModel, GbdtParams, Growth, Labelled};
+use tabtune_models::metrics::Control;
 
 /// The startup trials of `benches/run-sweep.sh` (TPE's random start, seed 42), rounded.
 const TRIALS: [&[(&str, &str)]; 5] = [

@@ -68,6 +68,16 @@ impl AnyModel {
         }
     }
 
+    /// Number of classes the model predicts.
+    pub fn n_classes(&self) -> usize {
+        match self {
+            Self::Gbdt(m) => m.n_classes,
+            Self::Forest(m) => m.n_classes,
+            Self::Neural(m) => m.n_classes,
+            Self::Ensemble(m) => m.class_weights.len(),
+        }
+    }
+
     /// Feature names, in input order.
     pub fn feature_names(&self) -> &[String] {
         match self {
@@ -99,8 +109,17 @@ impl AnyModel {
         }
     }
 
-    /// Reads a model file of any family (by its `format`).
+    /// Reads an ensemble member: a model file of any family but the ensemble.
+    pub(crate) fn load_member(path: &Path) -> Result<Self> {
+        Self::load_impl(path, false)
+    }
+
+    /// Reads a model file of any family (by its `format`), checking its structure.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_impl(path, true)
+    }
+
+    fn load_impl(path: &Path, ensembles: bool) -> Result<Self> {
         let text = std::fs::read(path).map_err(|e| ModelError::Io {
             path: path.to_owned(),
             source: e,
@@ -113,7 +132,11 @@ impl AnyModel {
             Some(GBDT_FORMAT) => GbdtModel::load(path).map(Self::Gbdt),
             Some(FOREST_FORMAT) => ForestModel::load(path).map(Self::Forest),
             Some(NEURAL_FORMAT) => NeuralModel::load(path).map(Self::Neural),
-            Some(ENSEMBLE_FORMAT) => EnsembleModel::load(path).map(Self::Ensemble),
+            Some(ENSEMBLE_FORMAT) if ensembles => EnsembleModel::load(path).map(Self::Ensemble),
+            Some(ENSEMBLE_FORMAT) => Err(ModelError::Load {
+                path: path.to_owned(),
+                message: "an ensemble member is itself an ensemble; expected a single model".into(),
+            }),
             other => Err(ModelError::Load {
                 path: path.to_owned(),
                 message: format!(

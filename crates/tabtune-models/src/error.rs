@@ -30,6 +30,18 @@ pub enum ModelError {
         /// What was wrong.
         message: String,
     },
+    /// A device (GPU) or its memory failed the batched fit (see `tabtune_kernels::KernelError`:
+    /// out-of-memory names the buffer and its size).
+    #[error(transparent)]
+    Kernel(#[from] tabtune_kernels::KernelError),
+    /// Worker threads could not be started (the system's thread or memory limits).
+    #[error("cannot start {threads} worker thread(s): {message}")]
+    Threads {
+        /// Threads asked for (0: one per core).
+        threads: usize,
+        /// The system's reason.
+        message: String,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -44,7 +56,13 @@ impl ModelError {
     /// Whether the error is the user's input (parameters, data, files) rather than a runtime
     /// failure.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::Param { .. } | Self::Data(_) | Self::Load { .. })
+        matches!(
+            self,
+            Self::Param { .. }
+                | Self::Data(_)
+                | Self::Load { .. }
+                | Self::Kernel(tabtune_kernels::KernelError::Invalid(_))
+        )
     }
 
     pub(crate) fn param(name: &str, value: impl ToString, expected: &str) -> Self {

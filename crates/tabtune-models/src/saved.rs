@@ -19,6 +19,16 @@ pub(crate) fn save<T: Serialize>(model: &T, path: &Path) -> Result<()> {
 /// Reads a model file, refusing another `format` or `format_version` with a message that
 /// names the file.
 pub(crate) fn load<T: DeserializeOwned>(path: &Path, format: &str, version: u32) -> Result<T> {
+    load_versions(path, format, &[version])
+}
+
+/// [`load`] accepting any of `versions` (a format whose new fields are optional).
+pub(crate) fn load_versions<T: DeserializeOwned>(
+    path: &Path,
+    format: &str,
+    versions: &[u32],
+) -> Result<T> {
+    let version = *versions.last().expect("at least one version");
     let err = |message: String| ModelError::Load {
         path: path.to_owned(),
         message,
@@ -36,7 +46,7 @@ pub(crate) fn load<T: DeserializeOwned>(path: &Path, format: &str, version: u32)
         .get("format_version")
         .and_then(serde_json::Value::as_u64)
     {
-        Some(v) if v == u64::from(version) => {}
+        Some(v) if versions.iter().any(|&w| u64::from(w) == v) => {}
         other => {
             return Err(err(format!(
                 "format version {}, this tabtune reads version {version}",

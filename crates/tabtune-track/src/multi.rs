@@ -81,13 +81,25 @@ impl MultiTracker {
         }
     }
 
-    /// Waits (at most `timeout` per sink) until every sink has sent what it queued. Call before
+    /// Waits until every sink has sent what it queued, `timeout` in all (a deadline for the
+    /// final flush: a sink that is not done by then is reported, not waited for). Call before
     /// the process exits.
     pub fn flush(&self, timeout: Duration) -> Vec<TrackError> {
+        let deadline = std::time::Instant::now() + timeout;
         self.trackers
             .iter()
-            .filter_map(|t| t.flush(timeout).err())
+            .filter_map(|t| {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                t.flush(left).err()
+            })
             .collect()
+    }
+
+    /// Cancels every sink's network work (see [`Tracker::cancel`]): call on SIGTERM/SIGINT.
+    pub fn cancel(&self) {
+        for t in &self.trackers {
+            t.cancel();
+        }
     }
 }
 

@@ -131,6 +131,9 @@ pub trait Tracker: Send + Sync {
         let _ = timeout;
         Ok(())
     }
+    /// Gives up on queued and in-progress network work at once (on SIGTERM/SIGINT, so the
+    /// process never waits on a tracking server to exit). Local sinks have nothing to cancel.
+    fn cancel(&self) {}
 }
 
 /// Text of a param value as MLflow and the local store record it (strings without quotes).

@@ -15,9 +15,10 @@ use std::time::Instant;
 
 use tabtune_features::io::{LoadOptions, load_table};
 use tabtune_features::{Config, PreprocessorSpec};
+use tabtune_models::metrics::Control;
 use tabtune_models::nn::{NetKind, NeuralParams};
 use tabtune_train::nn::{
-    Control, DeviceRequest, EpochMetrics, Member, PopulationData, device, train_population,
+    DeviceRequest, EpochMetrics, Member, PopulationData, device, train_population,
 };
 
 fn mlp(epochs: usize) -> NeuralParams {

@@ -8,10 +8,9 @@ use std::time::Instant;
 
 use tabtune_features::io::{LoadOptions, load_table};
 use tabtune_features::{Config, PreprocessorSpec};
+use tabtune_models::metrics::Control;
 use tabtune_models::nn::{NetKind, NeuralParams};
-use tabtune_train::nn::{
-    Control, DeviceChoice, EpochMetrics, Member, PopulationData, train_population,
-};
+use tabtune_train::nn::{DeviceChoice, EpochMetrics, Member, PopulationData, train_population};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

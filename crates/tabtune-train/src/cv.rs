@@ -10,9 +10,8 @@ use serde::Serialize;
 use tabtune_features::{FeatureMatrix, Fold, KFold, Preprocessor, PreprocessorSpec, Table};
 use tabtune_models::AnyModel;
 use tabtune_models::forest::ForestModel;
-use tabtune_models::gbdt::{
-    BinnedData, Control, GbdtModel, Labelled, RoundEval, labels_of, log_loss,
-};
+use tabtune_models::gbdt::{BinnedData, GbdtModel, Labelled, RoundEval, labels_of};
+use tabtune_models::metrics::{Control, log_loss};
 
 use crate::error::{Result, TrainError};
 use crate::family::ModelParams;
@@ -63,6 +62,23 @@ pub struct CvReport {
     pub importance: Vec<(String, f64)>,
     /// The device the models trained on (`cpu` for the tree families).
     pub device: String,
+    /// Each fold's fitted preprocessor and model, in fold order: exactly the models whose
+    /// validation predictions are `oof` (a fold-averaged final model ships them). Empty when
+    /// the run does not keep them (populations of trials).
+    pub models: Vec<FoldModel>,
+}
+
+/// One fold's fitted preprocessing and model.
+#[derive(Clone, Debug)]
+pub struct FoldModel {
+    /// Repeat, from 0.
+    pub repeat: usize,
+    /// Fold within the repeat, from 0.
+    pub fold: usize,
+    /// The preprocessor fitted on the fold's training rows.
+    pub preprocessor: Preprocessor,
+    /// The model fitted on them.
+    pub model: AnyModel,
 }
 
 impl CvReport {
@@ -97,12 +113,14 @@ impl CvReport {
             classes,
             importance,
             device,
+            models: Vec::new(),
         }
     }
 }
 
 /// A fold's matrices: the preprocessor fitted on its training rows, applied to both sides.
 struct FoldMatrices {
+    pre: Preprocessor,
     train: FeatureMatrix,
     valid: FeatureMatrix,
 }
@@ -115,6 +133,7 @@ impl FoldMatrices {
         Ok(Self {
             train: pre.transform(&train)?,
             valid: pre.transform(&valid)?,
+            pre,
         })
     }
 
@@ -124,7 +143,7 @@ impl FoldMatrices {
 }
 
 /// A lazily built entry: the first trial that needs it builds it, the others wait for it.
-type Slot<T> = Arc<OnceLock<std::result::Result<Arc<T>, String>>>;
+type Slot<T> = Arc<OnceLock<std::result::Result<Arc<T>, Arc<TrainError>>>>;
 
 /// Bins of one fold for one binning setting: (fold index, `max_bins`, categorical columns).
 type BinsKey = (usize, usize, Vec<usize>);
@@ -182,14 +201,11 @@ impl CvCache {
             return None;
         }
         let entry = slot.get_or_init(|| {
-            make()
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-                .inspect(|v| {
-                    self.used.fetch_add(bytes(v), Ordering::Relaxed);
-                })
+            make().map(Arc::new).map_err(Arc::new).inspect(|v| {
+                self.used.fetch_add(bytes(v), Ordering::Relaxed);
+            })
         });
-        Some(entry.clone().map_err(TrainError::Invalid))
+        Some(entry.clone().map_err(TrainError::Shared))
     }
 
     fn fold(
@@ -407,11 +423,8 @@ pub fn cross_validate_cached(
         );
     }
     let start = Instant::now();
-    let labels = table.target.as_ref().ok_or_else(|| {
-        TrainError::Invalid(format!(
-            "{}: training needs the target column",
-            table.source.display()
-        ))
+    let labels = table.target.as_ref().ok_or_else(|| TrainError::NoTarget {
+        path: table.source.clone(),
     })?;
     let n_classes = spec.schema().classes().len();
     // Check the parameters once, before any fold runs.
@@ -424,11 +437,12 @@ pub fn cross_validate_cached(
         }
         ModelParams::Neural(_) => unreachable!("dispatched above"),
     }
-    let folds = kfold.split(labels, n_classes)?;
-    let mut oof = Array2::<f64>::zeros((table.n_rows(), n_classes));
-    let mut oof_fold = vec![0usize; table.n_rows()];
+    let folds = kfold.split_with_extra(labels, n_classes, table.train_only)?;
+    let mut oof = Array2::<f64>::zeros((table.n_main(), n_classes));
+    let mut oof_fold = vec![0usize; table.n_main()];
     let mut results = Vec::with_capacity(folds.len());
     let mut importance: Vec<(String, f64)> = Vec::new();
+    let mut models = Vec::with_capacity(folds.len());
     for (index, fold) in folds.iter().enumerate() {
         let t = Instant::now();
         let make = || FoldMatrices::new(table, spec, fold);
@@ -465,9 +479,7 @@ pub fn cross_validate_cached(
             follow_rounds.then_some(&mut follow as _),
             bins.as_deref(),
         );
-        let model = fitted.map_err(|e| {
-            TrainError::Invalid(format!("repeat {}, fold {}: {e}", fold.repeat, fold.fold))
-        })?;
+        let model = fitted.map_err(|e| TrainError::fold(fold.repeat, fold.fold, e))?;
         if importance.is_empty() {
             importance = mt.names.iter().map(|n| (n.clone(), 0.0)).collect();
         }
@@ -501,11 +513,17 @@ pub fn cross_validate_cached(
         };
         let control = on_fold(&result);
         results.push(result);
+        models.push(FoldModel {
+            repeat: fold.repeat,
+            fold: fold.fold,
+            preprocessor: matrices.pre.clone(),
+            model,
+        });
         if control == Control::Stop {
             break;
         }
     }
-    Ok(CvReport::from_folds(
+    let mut report = CvReport::from_folds(
         results,
         start.elapsed().as_secs_f64(),
         oof,
@@ -513,7 +531,9 @@ pub fn cross_validate_cached(
         spec.schema().classes().to_vec(),
         importance,
         "cpu".to_owned(),
-    ))
+    );
+    report.models = models;
+    Ok(report)
 }
 
 #[cfg(test)]

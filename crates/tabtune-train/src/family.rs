@@ -73,12 +73,9 @@ impl Family {
         Self::ALL
             .into_iter()
             .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                let all: Vec<&str> = Self::ALL.iter().map(|f| f.name()).collect();
-                TrainError::Invalid(format!(
-                    "unknown model `{name}`; expected one of {}",
-                    all.join(", ")
-                ))
+            .ok_or_else(|| TrainError::UnknownModel {
+                name: name.to_owned(),
+                expected: Self::ALL.iter().map(|f| f.name().to_owned()).collect(),
             })
     }
 

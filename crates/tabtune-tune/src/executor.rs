@@ -166,9 +166,11 @@ pub fn optimize_population(
     progress: Option<&Progress<'_>>,
 ) -> Result<Summary> {
     if p == 0 {
-        return Err(TuneError::Invalid(
-            "a population needs at least one trial (p >= 1)".into(),
-        ));
+        return Err(TuneError::Setting {
+            name: "population size p",
+            value: p.to_string(),
+            expected: "must be at least 1 (one trial at a time)",
+        });
     }
     run(study, p, objective, options, progress)
 }
@@ -207,10 +209,18 @@ fn run(
     progress: Option<&Progress<'_>>,
 ) -> Result<Summary> {
     if options.workers == 0 {
-        return Err(TuneError::Invalid("workers must be at least 1".into()));
+        return Err(TuneError::Setting {
+            name: "workers",
+            value: options.workers.to_string(),
+            expected: "must be at least 1",
+        });
     }
     if options.n_trials == Some(0) {
-        return Err(TuneError::Invalid("n_trials must be at least 1".into()));
+        return Err(TuneError::Setting {
+            name: "n_trials",
+            value: "0".to_owned(),
+            expected: "must be at least 1",
+        });
     }
     let started = Instant::now();
     // A grid sampler has a fixed number of proposals: the study cannot hold more trials.
@@ -381,11 +391,12 @@ fn worker_loop(
                         .and_then(|v| v.as_str())
                         .unwrap_or("no reason recorded")
                         .to_owned();
-                    shared.fail(TuneError::Objective(format!(
-                        "study `{}`: {n} trials failed in a row; the last (trial {}) failed with: {why}",
-                        study.name(),
-                        trial.number
-                    )));
+                    shared.fail(TuneError::ObjectiveFailing {
+                        study: study.name().to_owned(),
+                        failures: n,
+                        last_trial: trial.number,
+                        reason: why,
+                    });
                 }
             } else {
                 shared.consecutive_failures.store(0, Ordering::SeqCst);

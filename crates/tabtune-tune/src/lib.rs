@@ -43,7 +43,7 @@
 //!   `P` trials at once to a population trainer.
 //! - An objective error or panic fails that trial (stored as the system attribute
 //!   `fail_reason`) and the sweep goes on; `max_consecutive_failures` (default 10) failures in a
-//!   row end the run with [`TuneError::Objective`].
+//!   row end the run with [`TuneError::ObjectiveFailing`].
 //! - The stop flag (Ctrl-C): [`study::TrialHandle::report`] returns `true` and
 //!   [`study::TrialHandle::interrupted`] turns true; running trials are stored as FAIL with the
 //!   reason `interrupted: ...`; no new trial starts.
@@ -66,7 +66,10 @@ pub mod space;
 pub mod storage;
 pub mod study;
 
-pub use error::{Result, TuneError};
+pub use error::{
+    DistributionProblem, PrunerProblem, Result, STORAGE_URL_FORMS, SpaceProblem, StorageFailure,
+    TuneError, UrlProblem,
+};
 pub use model::{Choice, Direction, Distribution, FrozenTrial, ParamValue, TrialState};
 pub use pruner::{Pruner, StudyView, Verdict, pruner_from_name};
 pub use sampler::{Proposal, Sampler, sampler_from_name};

@@ -11,53 +11,11 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
-use crate::error::{Result, TuneError};
+use crate::error::{DistributionProblem, Result, TuneError};
 
-/// Whether the objective is minimised or maximised (Optuna's `StudyDirection`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Smaller is better.
-    Minimize,
-    /// Larger is better.
-    Maximize,
-}
-
-impl Direction {
-    /// The upper-case name Optuna stores (`MINIMIZE`, `MAXIMIZE`).
-    pub fn as_optuna(self) -> &'static str {
-        match self {
-            Self::Minimize => "MINIMIZE",
-            Self::Maximize => "MAXIMIZE",
-        }
-    }
-
-    /// Parses Optuna's stored name, or the lower-case name of a config file.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "MINIMIZE" | "minimize" => Ok(Self::Minimize),
-            "MAXIMIZE" | "maximize" => Ok(Self::Maximize),
-            other => Err(TuneError::Invalid(format!(
-                "unknown direction `{other}`; expected minimize or maximize"
-            ))),
-        }
-    }
-
-    /// Whether `a` is strictly better than `b` in this direction.
-    pub fn better(self, a: f64, b: f64) -> bool {
-        match self {
-            Self::Minimize => a < b,
-            Self::Maximize => a > b,
-        }
-    }
-
-    /// `value` turned so that smaller is better (samplers and pruners work on this).
-    pub fn as_loss(self, value: f64) -> f64 {
-        match self {
-            Self::Minimize => value,
-            Self::Maximize => -value,
-        }
-    }
-}
+/// Whether the objective is minimised or maximised (Optuna's `StudyDirection`): the
+/// workspace's one `Direction`, defined with the task's metric in `tabtune-features`.
+pub use tabtune_features::Direction;
 
 /// The state of a trial (Optuna's `TrialState`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,9 +53,11 @@ impl TrialState {
             "FAIL" => Self::Fail,
             "WAITING" => Self::Waiting,
             other => {
-                return Err(TuneError::Invalid(format!(
-                    "unknown trial state `{other}`; expected RUNNING, COMPLETE, PRUNED, FAIL or WAITING"
-                )));
+                return Err(TuneError::unknown(
+                    "trial state",
+                    other,
+                    &["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"],
+                ));
             }
         })
     }
@@ -147,9 +107,9 @@ impl Choice {
             },
             Value::String(s) => Self::Str(s.clone()),
             other => {
-                return Err(TuneError::Invalid(format!(
-                    "a categorical choice must be null, a bool, a number or a string, not {other}"
-                )));
+                return Err(TuneError::ChoiceType {
+                    found: other.clone(),
+                });
             }
         })
     }
@@ -210,7 +170,12 @@ pub enum Distribution {
 impl Distribution {
     /// Checks Optuna's constraints; `name` goes into the message.
     pub fn check(&self, name: &str) -> Result<()> {
-        let bad = |why: String| Err(TuneError::Invalid(format!("parameter `{name}`: {why}")));
+        let bad = |problem: DistributionProblem| {
+            Err(TuneError::Distribution {
+                param: name.to_owned(),
+                problem,
+            })
+        };
         match self {
             Self::Float {
                 low,
@@ -219,20 +184,26 @@ impl Distribution {
                 step,
             } => {
                 if !low.is_finite() || !high.is_finite() {
-                    return bad(format!("low ({low}) and high ({high}) must be finite"));
+                    return bad(DistributionProblem::NotFinite {
+                        low: *low,
+                        high: *high,
+                    });
                 }
                 if low > high {
-                    return bad(format!("low ({low}) must not exceed high ({high})"));
+                    return bad(DistributionProblem::FloatBounds {
+                        low: *low,
+                        high: *high,
+                    });
                 }
                 if *log && *low <= 0.0 {
-                    return bad(format!("a log scale needs low > 0, got {low}"));
+                    return bad(DistributionProblem::LogLow { low: *low });
                 }
                 if let Some(s) = step {
                     if *log {
-                        return bad("`step` and `log` cannot be used together".into());
+                        return bad(DistributionProblem::StepWithLog { step: *s });
                     }
                     if !(s.is_finite() && *s > 0.0) {
-                        return bad(format!("step must be > 0, got {s}"));
+                        return bad(DistributionProblem::FloatStep { step: *s });
                     }
                 }
                 Ok(())
@@ -244,19 +215,25 @@ impl Distribution {
                 step,
             } => {
                 if low > high {
-                    return bad(format!("low ({low}) must not exceed high ({high})"));
+                    return bad(DistributionProblem::IntBounds {
+                        low: *low,
+                        high: *high,
+                    });
                 }
                 if *step < 1 {
-                    return bad(format!("step must be >= 1, got {step}"));
+                    return bad(DistributionProblem::IntStep { step: *step });
                 }
                 if *log && (*low < 1 || *step != 1) {
-                    return bad("a log scale needs low >= 1 and step 1".into());
+                    return bad(DistributionProblem::IntLog {
+                        low: *low,
+                        step: *step,
+                    });
                 }
                 Ok(())
             }
             Self::Categorical { choices } => {
                 if choices.is_empty() {
-                    return bad("a categorical needs at least one choice".into());
+                    return bad(DistributionProblem::NoChoices);
                 }
                 Ok(())
             }
@@ -310,17 +287,18 @@ impl Distribution {
     /// (`UniformDistribution`, `LogUniformDistribution`, `DiscreteUniformDistribution`,
     /// `IntUniformDistribution`, `IntLogUniformDistribution`).
     pub fn from_optuna_json(text: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Err(TuneError::Invalid(format!(
-                "distribution_json `{text}`: {why}"
-            )))
+        let bad = |expected: &'static str| {
+            Err(TuneError::DistributionJson {
+                json: text.to_owned(),
+                expected,
+            })
         };
         let Ok(v) = serde_json::from_str::<Value>(text) else {
-            return bad("not JSON");
+            return bad("a JSON object with `name` and `attributes`");
         };
         let name = v.get("name").and_then(Value::as_str).unwrap_or("");
         let Some(a) = v.get("attributes") else {
-            return bad("no `attributes`");
+            return bad("an `attributes` object");
         };
         let f = |k: &str| a.get(k).and_then(Value::as_f64);
         let i = |k: &str| a.get(k).and_then(Value::as_i64);
@@ -333,7 +311,7 @@ impl Distribution {
                     log: b("log"),
                     step: f("step"),
                 },
-                _ => return bad("FloatDistribution needs low and high"),
+                _ => return bad("numbers `low` and `high` for a FloatDistribution"),
             },
             "UniformDistribution" | "LogUniformDistribution" | "DiscreteUniformDistribution" => {
                 match (f("low"), f("high")) {
@@ -347,7 +325,7 @@ impl Distribution {
                             None
                         },
                     },
-                    _ => return bad("needs low and high"),
+                    _ => return bad("numbers `low` and `high`"),
                 }
             }
             "IntDistribution" | "IntUniformDistribution" | "IntLogUniformDistribution" => {
@@ -358,18 +336,23 @@ impl Distribution {
                         log: b("log") || name == "IntLogUniformDistribution",
                         step: i("step").unwrap_or(1),
                     },
-                    _ => return bad("IntDistribution needs integer low and high"),
+                    _ => return bad("integers `low` and `high` for an IntDistribution"),
                 }
             }
             "CategoricalDistribution" => {
                 let Some(cs) = a.get("choices").and_then(Value::as_array) else {
-                    return bad("CategoricalDistribution needs `choices`");
+                    return bad("a `choices` array for a CategoricalDistribution");
                 };
                 Self::Categorical {
                     choices: cs.iter().map(Choice::from_json).collect::<Result<_>>()?,
                 }
             }
-            other => return bad(&format!("unknown distribution `{other}`")),
+            other => {
+                return Err(TuneError::UnknownDistribution {
+                    json: text.to_owned(),
+                    name: other.to_owned(),
+                });
+            }
         };
         Ok(d)
     }
@@ -378,18 +361,17 @@ impl Distribution {
     /// does not belong to the distribution.
     pub fn to_internal(&self, value: &ParamValue) -> Result<f64> {
         match (self, value) {
-            (Self::Float { .. }, ParamValue::Float(x)) if self.contains(value) => Ok(*x),
-            (Self::Int { .. }, ParamValue::Int(x)) if self.contains(value) => Ok(*x as f64),
-            (Self::Categorical { choices }, ParamValue::Choice(c)) => choices
-                .iter()
-                .position(|x| x == c)
-                .map(|i| i as f64)
-                .ok_or_else(|| TuneError::Invalid(format!("{c} is not one of the choices"))),
-            _ => Err(TuneError::Invalid(format!(
-                "value {value} does not belong to {}",
-                self.to_optuna_json()
-            ))),
+            (Self::Float { .. }, ParamValue::Float(x)) if self.contains(value) => Some(*x),
+            (Self::Int { .. }, ParamValue::Int(x)) if self.contains(value) => Some(*x as f64),
+            (Self::Categorical { choices }, ParamValue::Choice(c)) => {
+                choices.iter().position(|x| x == c).map(|i| i as f64)
+            }
+            _ => None,
         }
+        .ok_or_else(|| TuneError::ValueOutside {
+            value: value.clone(),
+            distribution: self.clone(),
+        })
     }
 
     /// The value a stored float stands for.
@@ -400,10 +382,10 @@ impl Distribution {
             Self::Categorical { choices } => {
                 let i = internal.round();
                 if i < 0.0 || i as usize >= choices.len() || (internal - i).abs() > 1e-9 {
-                    return Err(TuneError::Invalid(format!(
-                        "stored categorical index {internal} is out of range (0..{})",
-                        choices.len()
-                    )));
+                    return Err(TuneError::CategoricalIndex {
+                        index: internal,
+                        n_choices: choices.len(),
+                    });
                 }
                 Ok(ParamValue::Choice(choices[i as usize].clone()))
             }

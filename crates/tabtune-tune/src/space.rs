@@ -37,7 +37,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::{Result, TuneError};
+use crate::error::{Result, SpaceProblem, TuneError};
 use crate::model::{Choice, Direction, Distribution, ParamValue};
 
 /// A condition on an earlier categorical parameter: the gated parameter is drawn only when
@@ -119,68 +119,81 @@ impl SearchSpace {
         metric: Option<String>,
         origin: &str,
     ) -> Result<Self> {
-        let bad = |key: &str, why: String| TuneError::Invalid(format!("{origin}: {key}: {why}"));
+        let bad = |key: &str, problem: SpaceProblem| TuneError::space(origin, key, problem);
         let mut by_name: BTreeMap<&str, &ParamSpec> = BTreeMap::new();
         for p in &params {
             let key = format!("params.{}", p.name);
             if p.name.is_empty() {
-                return Err(bad("params", "a parameter name must not be empty".into()));
+                return Err(bad("params", SpaceProblem::EmptyName));
             }
             if by_name.insert(&p.name, p).is_some() {
-                return Err(bad(&key, "declared twice".into()));
+                return Err(bad(
+                    &key,
+                    SpaceProblem::DeclaredTwice {
+                        name: p.name.clone(),
+                    },
+                ));
             }
             if fixed.contains_key(&p.name) {
                 return Err(bad(
                     &key,
-                    format!(
-                        "`{}` is also in [fixed]; a parameter is either drawn or fixed",
-                        p.name
-                    ),
+                    SpaceProblem::AlsoFixed {
+                        name: p.name.clone(),
+                    },
                 ));
             }
-            p.distribution
-                .check(&p.name)
-                .map_err(|e| bad(&key, e.to_string()))?;
+            p.distribution.check(&p.name).map_err(|e| match e {
+                TuneError::Distribution { param, problem } => {
+                    bad(&key, SpaceProblem::Distribution { param, problem })
+                }
+                other => other,
+            })?;
         }
         for p in &params {
             let key = format!("params.{}.when", p.name);
             let mut seen = BTreeSet::new();
             for c in &p.when {
                 if !seen.insert(c.param.as_str()) {
-                    return Err(bad(&key, format!("`{}` named twice", c.param)));
+                    return Err(bad(
+                        &key,
+                        SpaceProblem::NamedTwice {
+                            parent: c.param.clone(),
+                        },
+                    ));
                 }
                 if c.param == p.name {
-                    return Err(bad(&key, "a parameter cannot depend on itself".into()));
+                    return Err(bad(&key, SpaceProblem::SelfCondition));
                 }
                 let Some(parent) = by_name.get(c.param.as_str()) else {
                     return Err(bad(
                         &key,
-                        format!("`{}` is not a parameter of this space", c.param),
+                        SpaceProblem::UnknownParent {
+                            parent: c.param.clone(),
+                        },
                     ));
                 };
                 let Distribution::Categorical { choices } = &parent.distribution else {
                     return Err(bad(
                         &key,
-                        format!(
-                            "`{}` must be a categorical parameter to be a condition",
-                            c.param
-                        ),
+                        SpaceProblem::ParentNotCategorical {
+                            parent: c.param.clone(),
+                        },
                     ));
                 };
                 if c.values.is_empty() {
                     return Err(bad(
                         &format!("{key}.{}", c.param),
-                        "needs at least one value".into(),
+                        SpaceProblem::NoConditionValues,
                     ));
                 }
-                for v in &c.values {
-                    if !choices.contains(v) {
-                        let all: Vec<String> = choices.iter().map(ToString::to_string).collect();
-                        return Err(bad(
-                            &format!("{key}.{}", c.param),
-                            format!("`{v}` is not one of its choices ({})", all.join(", ")),
-                        ));
-                    }
+                if let Some(v) = c.values.iter().find(|v| !choices.contains(v)) {
+                    return Err(bad(
+                        &format!("{key}.{}", c.param),
+                        SpaceProblem::NotAChoice {
+                            value: v.clone(),
+                            choices: choices.clone(),
+                        },
+                    ));
                 }
             }
         }
@@ -188,8 +201,12 @@ impl SearchSpace {
         let mut depth: BTreeMap<String, usize> = BTreeMap::new();
         for p in &params {
             let mut stack = Vec::new();
-            depth_of(&p.name, &by_name, &mut depth, &mut stack)
-                .map_err(|cycle| bad(&format!("params.{}.when", p.name), cycle))?;
+            depth_of(&p.name, &by_name, &mut depth, &mut stack).map_err(|cycle| {
+                bad(
+                    &format!("params.{}.when", p.name),
+                    SpaceProblem::Cycle { cycle },
+                )
+            })?;
         }
         let mut params = params;
         params.sort_by(|a, b| {
@@ -207,18 +224,29 @@ impl SearchSpace {
 
     /// Reads a space from a TOML file; errors name the file and the key.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            TuneError::Invalid(format!("cannot read search space {}: {e}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|source| TuneError::SpaceRead {
+            path: path.to_owned(),
+            source,
         })?;
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
     /// Parses a space from TOML text; `origin` (a file name) starts every error message.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| {
-            TuneError::Invalid(format!("{origin}: not valid TOML: {}", e.message().trim()))
+        let table: toml::Table = toml::from_str(text).map_err(|source| TuneError::SpaceToml {
+            origin: origin.to_owned(),
+            source,
         })?;
-        let bad = |key: &str, why: &str| TuneError::Invalid(format!("{origin}: {key}: {why}"));
+        let bad = |key: &str, problem: SpaceProblem| TuneError::space(origin, key, problem);
+        let wrong = |key: &str, expected: &'static str, found: &toml::Value| {
+            bad(
+                key,
+                SpaceProblem::WrongType {
+                    expected,
+                    found: toml_found(found),
+                },
+            )
+        };
         let mut direction = None;
         let mut metric = None;
         let mut fixed = BTreeMap::new();
@@ -226,28 +254,23 @@ impl SearchSpace {
         for (key, value) in &table {
             match key.as_str() {
                 "direction" => {
-                    let s = value
-                        .as_str()
-                        .ok_or_else(|| bad(key, "expected \"minimize\" or \"maximize\""))?;
-                    direction = Some(Direction::parse(s).map_err(|_| {
-                        bad(
-                            key,
-                            &format!("expected \"minimize\" or \"maximize\", got \"{s}\""),
-                        )
-                    })?);
+                    const EXPECTED: &str = "\"minimize\" or \"maximize\"";
+                    let s = value.as_str().ok_or_else(|| wrong(key, EXPECTED, value))?;
+                    direction =
+                        Some(Direction::parse(s).ok_or_else(|| wrong(key, EXPECTED, value))?);
                 }
                 "metric" => {
                     metric = Some(
                         value
                             .as_str()
-                            .ok_or_else(|| bad(key, "expected a string (a metric name)"))?
+                            .ok_or_else(|| wrong(key, "a string (a metric name)", value))?
                             .to_owned(),
                     );
                 }
                 "fixed" => {
                     let t = value
                         .as_table()
-                        .ok_or_else(|| bad(key, "expected a table of name = value"))?;
+                        .ok_or_else(|| wrong(key, "a table of name = value", value))?;
                     for (name, v) in t {
                         fixed.insert(name.clone(), toml_to_json(v));
                     }
@@ -255,21 +278,24 @@ impl SearchSpace {
                 "params" => {
                     let t = value
                         .as_table()
-                        .ok_or_else(|| bad(key, "expected tables [params.NAME]"))?;
+                        .ok_or_else(|| wrong(key, "tables [params.NAME]", value))?;
                     for (name, spec) in t {
-                        params.push(parse_param(name, spec, &bad)?);
+                        params.push(parse_param(name, spec, origin)?);
                     }
                 }
                 other => {
                     return Err(bad(
                         other,
-                        "unknown key; expected direction, metric, fixed or params",
+                        SpaceProblem::UnknownKey {
+                            table: "a search space".to_owned(),
+                            expected: vec!["direction", "metric", "fixed", "params"],
+                        },
                     ));
                 }
             }
         }
         if params.is_empty() {
-            return Err(bad("params", "the space declares no parameters"));
+            return Err(bad("params", SpaceProblem::NoParams));
         }
         Self::build(params, fixed, direction, metric, origin)
     }
@@ -315,31 +341,31 @@ impl SearchSpace {
                     assigned.insert(p.name.clone(), v.clone());
                 }
                 (true, Some(v)) => {
-                    return Err(TuneError::Invalid(format!(
-                        "parameter `{}`: {v} is outside {}",
-                        p.name,
-                        p.distribution.to_optuna_json()
-                    )));
+                    return Err(TuneError::ParamOutside {
+                        param: p.name.clone(),
+                        value: v.clone(),
+                        distribution: p.distribution.clone(),
+                    });
                 }
                 (true, None) => {
-                    return Err(TuneError::Invalid(format!(
-                        "parameter `{}` is active but has no value",
-                        p.name
-                    )));
+                    return Err(TuneError::ParamMissing {
+                        param: p.name.clone(),
+                    });
                 }
-                (false, Some(_)) => {
-                    return Err(TuneError::Invalid(format!(
-                        "parameter `{}` has a value but its condition does not hold",
-                        p.name
-                    )));
+                (false, Some(v)) => {
+                    return Err(TuneError::ParamInactive {
+                        param: p.name.clone(),
+                        value: v.clone(),
+                    });
                 }
                 (false, None) => {}
             }
         }
         if let Some(unknown) = values.keys().find(|k| self.param(k).is_none()) {
-            return Err(TuneError::Invalid(format!(
-                "parameter `{unknown}` is not in the search space"
-            )));
+            return Err(TuneError::ParamUnknown {
+                param: unknown.clone(),
+                known: self.params.iter().map(|p| p.name.clone()).collect(),
+            });
         }
         Ok(())
     }
@@ -350,13 +376,13 @@ fn depth_of(
     by_name: &BTreeMap<&str, &ParamSpec>,
     depth: &mut BTreeMap<String, usize>,
     stack: &mut Vec<String>,
-) -> std::result::Result<usize, String> {
+) -> std::result::Result<usize, Vec<String>> {
     if let Some(d) = depth.get(name) {
         return Ok(*d);
     }
     if stack.iter().any(|s| s == name) {
         stack.push(name.to_owned());
-        return Err(format!("conditions form a cycle: {}", stack.join(" -> ")));
+        return Err(stack.clone());
     }
     stack.push(name.to_owned());
     let mut d = 0;
@@ -368,54 +394,55 @@ fn depth_of(
     Ok(d)
 }
 
-fn parse_param(
-    name: &str,
-    spec: &toml::Value,
-    bad: &dyn Fn(&str, &str) -> TuneError,
-) -> Result<ParamSpec> {
+fn parse_param(name: &str, spec: &toml::Value, origin: &str) -> Result<ParamSpec> {
+    const TYPES: &str = "\"float\", \"int\" or \"categorical\"";
+    const CHOICE: &str = "a string, number or bool";
+    let bad = |key: &str, problem: SpaceProblem| TuneError::space(origin, key, problem);
+    let wrong = |key: &str, expected: &'static str, found: &toml::Value| {
+        bad(
+            key,
+            SpaceProblem::WrongType {
+                expected,
+                found: toml_found(found),
+            },
+        )
+    };
+    let missing = |key: &str, expected: &'static str| bad(key, SpaceProblem::Missing { expected });
     let key = format!("params.{name}");
+    let sub = |k: &str| format!("{key}.{k}");
     let t = spec
         .as_table()
-        .ok_or_else(|| bad(&key, "expected a table with `type`"))?;
-    let kind = t.get("type").ok_or_else(|| {
-        bad(
-            &format!("{key}.type"),
-            "missing; expected \"float\", \"int\" or \"categorical\"",
-        )
-    })?;
-    let kind = kind.as_str().ok_or_else(|| {
-        bad(
-            &format!("{key}.type"),
-            "expected \"float\", \"int\" or \"categorical\"",
-        )
-    })?;
-    let allowed: &[&str] = match kind {
+        .ok_or_else(|| wrong(&key, "a table with `type`", spec))?;
+    let kind = t.get("type").ok_or_else(|| missing(&sub("type"), TYPES))?;
+    let kind = kind
+        .as_str()
+        .ok_or_else(|| wrong(&sub("type"), TYPES, kind))?;
+    let allowed: &[&'static str] = match kind {
         "float" | "int" => &["type", "low", "high", "log", "step", "when"],
         "categorical" => &["type", "choices", "when"],
         other => {
             return Err(bad(
-                &format!("{key}.type"),
-                &format!(
-                    "unknown type \"{other}\"; expected \"float\", \"int\" or \"categorical\""
-                ),
+                &sub("type"),
+                SpaceProblem::UnknownType {
+                    found: other.to_owned(),
+                },
             ));
         }
     };
     if let Some(unknown) = t.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(bad(
-            &format!("{key}.{unknown}"),
-            &format!(
-                "unknown key for a {kind} parameter; expected one of {}",
-                allowed.join(", ")
-            ),
+            &sub(unknown),
+            SpaceProblem::UnknownKey {
+                table: format!("a {kind} parameter"),
+                expected: allowed.to_vec(),
+            },
         ));
     }
-    let sub = |k: &str| format!("{key}.{k}");
     let log = match t.get("log") {
         None => false,
         Some(v) => v
             .as_bool()
-            .ok_or_else(|| bad(&sub("log"), "expected true or false"))?,
+            .ok_or_else(|| wrong(&sub("log"), "true or false", v))?,
     };
     let distribution = match kind {
         "float" => {
@@ -423,10 +450,10 @@ fn parse_param(
                 match t.get(k) {
                     Some(toml::Value::Float(x)) => Ok(*x),
                     Some(toml::Value::Integer(i)) => Ok(*i as f64),
-                    Some(_) => Err(bad(&sub(k), "expected a number")),
-                    None => Err(bad(
+                    Some(v) => Err(wrong(&sub(k), "a number", v)),
+                    None => Err(missing(
                         &sub(k),
-                        "missing; a float parameter needs low and high",
+                        "a number (a float parameter needs low and high)",
                     )),
                 }
             };
@@ -446,8 +473,11 @@ fn parse_param(
             let int = |k: &str| -> Result<i64> {
                 match t.get(k) {
                     Some(toml::Value::Integer(i)) => Ok(*i),
-                    Some(_) => Err(bad(&sub(k), "expected an integer")),
-                    None => Err(bad(&sub(k), "missing; an int parameter needs low and high")),
+                    Some(v) => Err(wrong(&sub(k), "an integer", v)),
+                    None => Err(missing(
+                        &sub(k),
+                        "an integer (an int parameter needs low and high)",
+                    )),
                 }
             };
             let step = if t.contains_key("step") {
@@ -463,29 +493,21 @@ fn parse_param(
             }
         }
         _ => {
-            let cs = t
-                .get("choices")
-                .ok_or_else(|| {
-                    bad(
-                        &sub("choices"),
-                        "missing; a categorical parameter needs choices",
-                    )
-                })?
+            let cs = t.get("choices").ok_or_else(|| {
+                missing(
+                    &sub("choices"),
+                    "an array (a categorical parameter needs choices)",
+                )
+            })?;
+            let cs = cs
                 .as_array()
-                .ok_or_else(|| bad(&sub("choices"), "expected an array"))?;
+                .ok_or_else(|| wrong(&sub("choices"), "an array", cs))?;
             let mut choices = Vec::with_capacity(cs.len());
             for (i, c) in cs.iter().enumerate() {
-                let choice = toml_to_choice(c).ok_or_else(|| {
-                    bad(
-                        &format!("{key}.choices[{i}]"),
-                        "expected a string, number or bool",
-                    )
-                })?;
+                let at = format!("{key}.choices[{i}]");
+                let choice = toml_to_choice(c).ok_or_else(|| wrong(&at, CHOICE, c))?;
                 if choices.contains(&choice) {
-                    return Err(bad(
-                        &format!("{key}.choices[{i}]"),
-                        &format!("`{choice}` listed twice"),
-                    ));
+                    return Err(bad(&at, SpaceProblem::ListedTwice { choice }));
                 }
                 choices.push(choice);
             }
@@ -494,26 +516,15 @@ fn parse_param(
     };
     let mut when = Vec::new();
     if let Some(w) = t.get("when") {
-        let w = w.as_table().ok_or_else(|| {
-            bad(
-                &sub("when"),
-                "expected a table { parent = value or [values] }",
-            )
-        })?;
+        let w = w
+            .as_table()
+            .ok_or_else(|| wrong(&sub("when"), "a table { parent = value or [values] }", w))?;
         for (parent, values) in w {
             let wkey = format!("{key}.when.{parent}");
+            let choice = |v: &toml::Value| toml_to_choice(v).ok_or_else(|| wrong(&wkey, CHOICE, v));
             let values: Vec<Choice> = match values {
-                toml::Value::Array(a) => a
-                    .iter()
-                    .map(|v| {
-                        toml_to_choice(v)
-                            .ok_or_else(|| bad(&wkey, "expected a string, number or bool"))
-                    })
-                    .collect::<Result<_>>()?,
-                v => vec![
-                    toml_to_choice(v)
-                        .ok_or_else(|| bad(&wkey, "expected a string, number or bool"))?,
-                ],
+                toml::Value::Array(a) => a.iter().map(choice).collect::<Result<_>>()?,
+                v => vec![choice(v)?],
             };
             when.push(Condition {
                 param: parent.clone(),
@@ -526,6 +537,19 @@ fn parse_param(
         distribution,
         when,
     })
+}
+
+/// A TOML value as an error message shows it: scalars as written, arrays and tables by kind.
+fn toml_found(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("{s:?}"),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::Array(_) => "an array".to_owned(),
+        toml::Value::Table(_) => "a table".to_owned(),
+    }
 }
 
 fn toml_to_choice(v: &toml::Value) -> Option<Choice> {
@@ -637,7 +661,18 @@ step = 0.1
     #[test]
     fn shipped_spaces_parse() {
         let root = tabtune_test::workspace_root();
-        for name in ["gbdt.toml", "nn.toml"] {
+        let dir = root.join("configs/sweeps");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("configs/sweeps") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let s = SearchSpace::from_toml_file(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!s.params().is_empty(), "{}", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 12, "{n} spaces in {}", dir.display());
+        for name in ["gbdt.toml", "nn.toml", "all.toml"] {
             let path = root.join("configs/sweeps").join(name);
             let s = SearchSpace::from_toml_file(&path).unwrap_or_else(|e| panic!("{e}"));
             assert!(s.params().len() >= 5, "{name}");

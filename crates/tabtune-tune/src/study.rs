@@ -112,13 +112,12 @@ impl Study {
             },
         };
         if record.direction != direction {
-            return Err(TuneError::Invalid(format!(
-                "study `{name}` in `{}` is stored with direction {} but this run asks to {}; \
-                 use the stored direction or another study name",
-                storage.url(),
-                record.direction.as_optuna().to_lowercase(),
-                direction.as_optuna().to_lowercase()
-            )));
+            return Err(TuneError::DirectionMismatch {
+                study: name.to_owned(),
+                url: storage.url().to_owned(),
+                stored: record.direction,
+                requested: direction,
+            });
         }
         let id = record.study_id;
         storage.set_study_attr(
@@ -154,15 +153,11 @@ impl Study {
     pub fn load(storage: Arc<dyn Storage>, name: &str) -> Result<Self> {
         let Some(record) = storage.find_study(name)? else {
             let known: Vec<String> = storage.studies()?.into_iter().map(|s| s.name).collect();
-            return Err(TuneError::Invalid(format!(
-                "no study `{name}` in `{}` (it holds: {})",
-                storage.url(),
-                if known.is_empty() {
-                    "no studies".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            )));
+            return Err(TuneError::NoSuchStudy {
+                study: name.to_owned(),
+                url: storage.url().to_owned(),
+                known,
+            });
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -194,12 +189,12 @@ impl Study {
     }
 
     fn engine(&self) -> Result<&Engine> {
-        self.inner.engine.as_ref().ok_or_else(|| {
-            TuneError::Invalid(format!(
-                "study `{}` was opened read-only (Study::load); open it with an engine to run trials",
-                self.name()
-            ))
-        })
+        self.inner
+            .engine
+            .as_ref()
+            .ok_or_else(|| TuneError::ReadOnlyStudy {
+                study: self.name().to_owned(),
+            })
     }
 
     /// The most trials the sampler can propose (a grid's size); `None` when unbounded.
@@ -239,9 +234,10 @@ impl Study {
 
     /// Starts a trial (see [`Study::ask_within`]) with no budget.
     pub fn ask(&self) -> Result<TrialHandle> {
-        self.ask_within(None)?.ok_or_else(|| {
-            TuneError::Storage("no trial was created although no budget was set".into())
-        })
+        self.ask_within(None)?
+            .ok_or_else(|| TuneError::TrialNotCreated {
+                study: self.name().to_owned(),
+            })
     }
 
     /// Starts a trial: fails stale trials first, then claims a WAITING trial (a retry keeps its
@@ -316,11 +312,10 @@ impl Study {
         let mut rows = Vec::with_capacity(proposal.len());
         for (name, dist, sampled) in proposal {
             let value = match fixed.get(&name) {
-                Some(v) => value_from_json(&dist, v).ok_or_else(|| {
-                    TuneError::Invalid(format!(
-                        "enqueued parameter `{name}` = {v} does not belong to {}",
-                        dist.to_optuna_json()
-                    ))
+                Some(v) => value_from_json(&dist, v).ok_or_else(|| TuneError::EnqueuedParam {
+                    param: name.clone(),
+                    value: v.clone(),
+                    distribution: dist.clone(),
                 })?,
                 None => sampled,
             };
@@ -351,7 +346,7 @@ pub fn best_of(trials: &[FrozenTrial], direction: Direction) -> Option<&FrozenTr
             continue;
         }
         let Some(v) = t.value else { continue };
-        if best.is_none_or(|b| b.value.is_some_and(|bv| direction.better(v, bv))) {
+        if best.is_none_or(|b| b.value.is_some_and(|bv| direction.beats(v, bv))) {
             best = Some(t);
         }
     }
@@ -377,7 +372,7 @@ impl Heartbeat {
                     let _ = storage.heartbeat(trial_id);
                 }
             })
-            .map_err(|e| TuneError::Storage(format!("cannot start a heartbeat thread: {e}")))?;
+            .map_err(|source| TuneError::HeartbeatThread { trial_id, source })?;
         Ok(Self {
             stop,
             thread: Some(thread),
@@ -433,18 +428,14 @@ impl TrialHandle {
 
     /// One parameter; the error names it when the trial has no such parameter.
     pub fn param(&self, name: &str) -> Result<&ParamValue> {
-        self.trial.params.get(name).ok_or_else(|| {
-            TuneError::Invalid(format!(
-                "trial {} has no parameter `{name}` (it has: {})",
-                self.trial.number,
-                self.trial
-                    .params
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
+        self.trial
+            .params
+            .get(name)
+            .ok_or_else(|| TuneError::NoSuchParam {
+                trial: self.trial.number,
+                param: name.to_owned(),
+                known: self.trial.params.keys().cloned().collect(),
+            })
     }
 
     /// Makes [`interrupted`](Self::interrupted) and [`report`](Self::report) see `stop` (the

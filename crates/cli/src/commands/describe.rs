@@ -1,17 +1,23 @@
 //! `tabtune data describe`: schema check, per-column statistics, class balance.
 
-use anyhow::Result;
 use serde_json::json;
 use tabtune_features::TargetPresence;
 use tabtune_features::stats::{ColumnStats, class_balance, describe};
+use tabtune_pipeline::data::load;
 
 use crate::cli::DescribeArgs;
 use crate::context::Context;
+use crate::error::Result;
 use crate::output;
 
 /// Runs the command.
 pub fn run(ctx: &Context, args: &DescribeArgs) -> Result<()> {
-    let loaded = ctx.load(&args.input, TargetPresence::Optional)?;
+    let loaded = load(
+        &ctx.config,
+        &Context::input(&args.input),
+        TargetPresence::Optional,
+        ctx.progress.as_ref(),
+    )?;
     let (table, report) = (&loaded.table, &loaded.report);
     let schema = &ctx.config.schema;
     let columns = table.columns.len()

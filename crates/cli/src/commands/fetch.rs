@@ -1,12 +1,12 @@
 //! `tabtune data fetch`: download the config's sources, verify their sha256.
 
-use anyhow::{Result, bail};
 use serde_json::json;
 use tabtune_features::FeaturesError;
 use tabtune_features::fetch::{FetchStatus, fetch};
 
 use crate::cli::FetchArgs;
 use crate::context::Context;
+use crate::error::Result;
 use crate::output;
 
 /// Runs the command.
@@ -32,24 +32,27 @@ pub fn run(ctx: &Context, args: &FetchArgs) -> Result<()> {
         .filter(|s| args.sources.is_empty() || args.sources.contains(&s.name))
         .collect();
     if chosen.is_empty() {
-        bail!(FeaturesError::ConfigValue {
+        return Err(FeaturesError::ConfigValue {
             path: config.path.clone(),
             key: "data.sources".into(),
             message: "is empty: there is nothing to fetch".into(),
-        });
+        }
+        .into());
     }
     let dir = &config.data.dir;
     let mut rows = Vec::new();
     let mut results = Vec::new();
     for source in chosen {
-        let bar = output::bytes_bar(ctx.progress, format!("{} -> {}", source.name, source.file));
+        let bar = ctx
+            .progress
+            .bytes(&format!("{} -> {}", source.name, source.file));
         let outcome = fetch(source, dir, args.force, &mut |done, total| {
             if let Some(t) = total {
                 bar.set_length(t);
             }
             bar.set_position(done);
         });
-        bar.finish_and_clear();
+        drop(bar);
         let outcome = outcome?;
         let status = match outcome.status {
             FetchStatus::AlreadyPresent => "already present",

@@ -1,28 +1,12 @@
 //! `tabtune monitor`: drift of a current file against a reference, through a bundle.
 
-use std::path::PathBuf;
-
-use anyhow::{Result, bail};
 use serde_json::json;
-use tabtune_features::io::write_bytes_atomic;
-use tabtune_features::{FeaturesError, TargetPresence};
-use tabtune_infer::load_bundle;
-use tabtune_infer::monitor::{DriftReport, QualityReport, data_drift, data_quality, monitor_html};
+use tabtune_pipeline::monitor::{Monitored, monitor};
 
-use crate::cli::{InputArgs, MonitorArgs, OnInvalidArg};
+use crate::cli::MonitorArgs;
 use crate::context::Context;
-use crate::model_ref::resolve_model;
-use crate::output;
-
-/// What `monitor` computed and where its report went.
-pub struct Monitored {
-    /// Drift of every column, the target, the prediction, and performance when labelled.
-    pub report: DriftReport,
-    /// Data quality of the current data against the reference.
-    pub quality: QualityReport,
-    /// The HTML report.
-    pub path: PathBuf,
-}
+use crate::error::Result;
+use crate::{output, settings};
 
 /// Runs the command.
 pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
@@ -30,7 +14,7 @@ pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
         report,
         quality,
         path,
-    } = monitor(ctx, args)?;
+    } = monitor(&ctx.config, &settings::monitor(args), ctx.progress.as_ref())?;
     if ctx.json {
         output::json(&json!({
             "dataset_drift": report.dataset_drift,
@@ -93,65 +77,4 @@ pub fn run(ctx: &Context, args: &MonitorArgs) -> Result<()> {
         output::text(&s);
     }
     Ok(())
-}
-
-/// Computes drift and data quality of the current data and writes the HTML report.
-pub fn monitor(ctx: &Context, args: &MonitorArgs) -> Result<Monitored> {
-    let config = &ctx.config;
-    let predictor = load_bundle(&resolve_model(&args.model.to_string_lossy(), None)?)?;
-    let reference = args
-        .reference
-        .clone()
-        .unwrap_or_else(|| config.train_path());
-    let Some(current) = args
-        .current
-        .clone()
-        .or_else(|| config.data.current.as_ref().map(|f| config.data_path(f)))
-    else {
-        bail!(FeaturesError::ConfigValue {
-            path: config.path.clone(),
-            key: "data.current".into(),
-            message: "is not set; pass --current FILE".into(),
-        });
-    };
-    let strict = InputArgs {
-        input: None,
-        on_invalid: OnInvalidArg::Fail,
-        rejects: None,
-    };
-    let schema = &predictor.bundle().meta.schema;
-    let spinner = output::spinner(ctx.progress, "computing drift");
-    let reference_table = ctx
-        .load_file(&reference, &strict, schema, TargetPresence::Optional)?
-        .table;
-    let current_input = InputArgs {
-        input: None,
-        on_invalid: args.on_invalid,
-        rejects: None,
-    };
-    let current_loaded =
-        ctx.load_file(&current, &current_input, schema, TargetPresence::Optional)?;
-    let current_table = current_loaded.table;
-    let report = data_drift(&predictor, &reference_table, &current_table)?;
-    let quality = data_quality(
-        schema,
-        &reference_table,
-        &current_table,
-        Some(&current_loaded.report),
-    );
-    let name = &predictor.bundle().meta.name;
-    let html = monitor_html(&report, &quality, name)?;
-    spinner.finish_and_clear();
-    let path = args.output.clone().unwrap_or_else(|| {
-        let stem = current
-            .file_stem()
-            .map_or_else(|| "current".into(), |s| s.to_string_lossy().into_owned());
-        PathBuf::from(format!("reports/monitor-{name}-{stem}.html"))
-    });
-    write_bytes_atomic(&path, html.as_bytes())?;
-    Ok(Monitored {
-        report,
-        quality,
-        path,
-    })
 }

@@ -3,17 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
 use serde_json::json;
-use tabtune_track::TrackError;
 use tabtune_track::registry::{
-    BundleInfo, CHAMPION, Direction, ModelVersion, Promotion, RegisteredModel,
-    register_and_maybe_promote,
+    ModelVersion, Promotion, RegisteredModel, open_registry, register_tagged_and_maybe_promote,
 };
 
-use crate::cli::{DirectionArg, RegistryCommand};
+use crate::cli::RegistryCommand;
 use crate::context::Context;
-use crate::model_ref::open_registry;
+use crate::error::Result;
 use crate::output;
 
 fn version_json(v: &ModelVersion, aliases: &BTreeMap<String, u64>) -> serde_json::Value {
@@ -43,13 +40,6 @@ fn metric_cell(v: &ModelVersion, key: &str) -> String {
     v.metrics
         .get(key)
         .map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"))
-}
-
-fn direction(arg: DirectionArg) -> Direction {
-    match arg {
-        DirectionArg::Maximize => Direction::Maximize,
-        DirectionArg::Minimize => Direction::Minimize,
-    }
 }
 
 fn promotion_json(p: &Promotion) -> serde_json::Value {
@@ -163,36 +153,15 @@ pub fn run(ctx: &Context, command: &RegistryCommand) -> Result<()> {
         RegistryCommand::Register(args) => {
             let registry = open_registry(args.tracking_uri.as_deref())?;
             let tags: BTreeMap<String, String> = args.tags.iter().cloned().collect();
-            // With --tag the same steps as `register_and_maybe_promote`, tags added.
             let (version, promotion) = match &args.promote_on {
-                Some(metric) if tags.is_empty() => {
-                    let (v, p) = register_and_maybe_promote(
+                Some(metric) => {
+                    let (v, p) = register_tagged_and_maybe_promote(
                         registry.as_ref(),
                         &args.name,
                         &args.bundle,
+                        &tags,
                         metric,
-                        direction(args.direction),
-                    )?;
-                    (v, Some(p))
-                }
-                Some(metric) => {
-                    let info = BundleInfo::read(&args.bundle)?;
-                    if !info.metrics.contains_key(metric) {
-                        anyhow::bail!(TrackError::Bundle {
-                            path: args.bundle.join("bundle.json"),
-                            message: format!(
-                                "has no metric {metric:?} to compare (it has: {})",
-                                info.metrics.keys().cloned().collect::<Vec<_>>().join(", ")
-                            ),
-                        });
-                    }
-                    let v = registry.register(&args.name, &args.bundle, &tags)?;
-                    let p = registry.promote_if_better(
-                        &args.name,
-                        CHAMPION,
-                        v.version,
-                        metric,
-                        direction(args.direction),
+                        args.direction,
                     )?;
                     (v, Some(p))
                 }

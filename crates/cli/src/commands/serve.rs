@@ -1,29 +1,23 @@
 //! `tabtune serve`: the HTTP API over one model bundle (or registry alias, reloadable).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
 use tabtune_features::TargetPresence;
-use tabtune_infer::load_bundle;
-use tabtune_infer::serve::{AppState, ModelSource, ReloadError, ReloadFn, ServeOptions, Server};
+use tabtune_infer::load_model;
+use tabtune_infer::serve::{AppState, ModelSource, ServeOptions, Server};
+use tabtune_pipeline::data::{Input, load_file};
 
-use crate::cli::{InputArgs, OnInvalidArg, ServeArgs};
+use crate::cli::ServeArgs;
 use crate::context::Context;
-use crate::model_ref::resolve_model;
+use crate::error::{CliError, Result};
+use crate::settings;
 
 /// Runs the command until Ctrl-C or SIGTERM.
 pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
+    let options = settings::serve_options(args)?;
     let source = args.model.to_string_lossy().into_owned();
-    let predictor = load_bundle(&resolve_model(&source, None)?)?;
+    let predictor = load_model(&source)?;
     let name = predictor.bundle().meta.name.clone();
-    let options = ServeOptions {
-        max_body_bytes: args.max_body_bytes,
-        max_in_flight: args.max_in_flight,
-        window: args.window,
-        min_window_rows: args.min_window_rows,
-        ..ServeOptions::default()
-    };
     if args.window > ServeOptions::MAX_WINDOW {
         tracing::warn!(
             "--window {} is over the limit; keeping the last {} rows",
@@ -40,40 +34,27 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
             .reference
             .clone()
             .unwrap_or_else(|| ctx.config.train_path());
-        let strict = InputArgs {
-            input: None,
-            on_invalid: OnInvalidArg::Fail,
-            rejects: None,
-        };
         let schema = &predictor.bundle().meta.schema;
-        match ctx.load_file(&path, &strict, schema, TargetPresence::Optional) {
+        match load_file(
+            &path,
+            &Input::default(),
+            schema,
+            TargetPresence::Optional,
+            ctx.progress.as_ref(),
+        ) {
             Ok(loaded) => Some(loaded.table),
             Err(e) if args.reference.is_none() => {
                 tracing::warn!(
-                    "no reference data for /monitor/* (they will answer 409): {e:#}; pass --reference FILE"
+                    "no reference data for /monitor/* (they will answer 409): {e}; pass --reference FILE"
                 );
                 None
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     };
-    let reload_source = source.clone();
-    let reload: ReloadFn = Arc::new(move || {
-        let dir = resolve_model(&reload_source, None).map_err(|e| ReloadError {
-            message: format!("{e:#}"),
-            bad_input: true,
-        })?;
-        load_bundle(&dir).map_err(|e| ReloadError {
-            message: e.to_string(),
-            bad_input: e.is_bad_input(),
-        })
-    });
     let mut state = AppState::new(predictor, options)
         .with_token(args.token.clone())
-        .with_source(ModelSource {
-            description: source,
-            reload,
-        });
+        .with_source(ModelSource::resolving(source));
     if let Some(reference) = reference {
         state = state.with_reference(reference);
     }
@@ -81,14 +62,21 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         tracing::info!("/monitor/*, /feedback and /admin/reload need the bearer token");
     }
     let addr = SocketAddr::new(args.host, args.port);
-    let server = Server::start(state, addr, args.threads)
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let server = Server::start(state, addr, args.threads).map_err(|source| CliError::System {
+        what: format!("cannot listen on {addr}"),
+        source,
+    })?;
     // Scripts wait for this line: the URL of the running server, on stderr.
     eprintln!(
         "tabtune serve: model {name} listening on http://{}",
         server.addr()
     );
-    server.run_until_signal().context("serving")?;
+    server
+        .run_until_signal()
+        .map_err(|source| CliError::System {
+            what: "serving".into(),
+            source,
+        })?;
     tracing::info!("stopped");
     Ok(())
 }

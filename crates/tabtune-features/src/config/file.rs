@@ -21,8 +21,9 @@ pub struct ConfigFile {
     pub cv: Option<CvFile>,
     /// `[eda]`.
     pub eda: Option<EdaFile>,
-    /// `[run]`.
-    pub run: Option<RunFile>,
+    /// `[run]`: experiment settings, kept as written for the experiment layer
+    /// (`tabtune-pipeline` checks them when `tabtune run` reads them).
+    pub run: Option<toml::Table>,
 }
 
 /// `[task]`.
@@ -49,6 +50,23 @@ pub struct DataFile {
     pub current: Option<String>,
     /// Default: none.
     pub sources: Option<Vec<SourceFile>>,
+    /// Default: none. Extra labelled files appended to the training rows of every fold.
+    pub extra_train: Option<Vec<ExtraTrainFile>>,
+}
+
+/// `[[data.extra-train]]`: a labelled file appended to the training rows of every fold
+/// (never to validation rows, never scored on).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExtraTrainFile {
+    /// Default: the file's stem.
+    pub name: Option<String>,
+    /// Required: the file, inside `data.dir`.
+    pub file: Option<String>,
+    /// Default: none. The file's column names mapped to the schema's (`{ "Sex" = "Gender" }`).
+    pub columns: Option<std::collections::BTreeMap<String, String>>,
+    /// Default: 1. Copies appended (0..=4) unless a sweep samples `extra_repeats`.
+    pub repeats: Option<i64>,
 }
 
 /// `[[data.sources]]`.
@@ -191,38 +209,4 @@ pub struct CvFile {
 pub struct EdaFile {
     /// Default: every numeric schema column.
     pub columns: Option<Vec<String>>,
-}
-
-/// `[run]`: what `tabtune run` does.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RunFile {
-    /// Default: 12.
-    pub budget_minutes: Option<f64>,
-    /// Default: the task name.
-    pub register: Option<String>,
-    /// Default: 5.
-    pub top_k: Option<i64>,
-    /// Default: none (then `tabtune run` needs at least one).
-    pub sweeps: Option<Vec<RunSweepFile>>,
-}
-
-/// One `[[run.sweeps]]` entry.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RunSweepFile {
-    /// (required) Path of the search space.
-    pub space: Option<String>,
-    /// Default: 20.
-    pub n_trials: Option<i64>,
-    /// Default: the rest of the budget split evenly.
-    pub share: Option<f64>,
-    /// Default: "median".
-    pub pruner: Option<String>,
-    /// Default: "tpe".
-    pub sampler: Option<String>,
-    /// Default: n-trials.
-    pub gpu_n_trials: Option<i64>,
-    /// Default: 1.
-    pub gpu_population: Option<i64>,
 }

@@ -6,6 +6,6 @@ mod resolved;
 
 pub use file::ConfigFile;
 pub use resolved::{
-    Config, CvSettings, DataSettings, Encoding, FetchKind, FetchSource, Metric, RunSettings,
-    RunSweep, TransformSettings,
+    Config, CvSettings, DataSettings, Direction, Encoding, ExtraTrain, FetchKind, FetchSource,
+    MAX_EXTRA_REPEATS, Metric, TransformSettings,
 };

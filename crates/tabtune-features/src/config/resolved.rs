@@ -21,6 +21,80 @@ pub enum Metric {
     Logloss,
 }
 
+impl Metric {
+    /// The name configs and reports use (`accuracy`, `logloss`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accuracy => "accuracy",
+            Self::Logloss => "logloss",
+        }
+    }
+
+    /// Parses a metric name (`accuracy`, `logloss` or `log_loss`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "accuracy" => Some(Self::Accuracy),
+            "logloss" | "log_loss" => Some(Self::Logloss),
+            _ => None,
+        }
+    }
+
+    /// Whether the metric is maximised (accuracy) or minimised (log loss).
+    pub fn direction(self) -> Direction {
+        match self {
+            Self::Accuracy => Direction::Maximize,
+            Self::Logloss => Direction::Minimize,
+        }
+    }
+}
+
+/// Whether a score is minimised or maximised: the objective of a study (Optuna's
+/// `StudyDirection`), the promotion rule of the registry, the metric of a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Direction {
+    /// Smaller is better (log loss).
+    Minimize,
+    /// Larger is better (accuracy).
+    Maximize,
+}
+
+impl Direction {
+    /// The upper-case name Optuna stores (`MINIMIZE`, `MAXIMIZE`).
+    pub fn as_optuna(self) -> &'static str {
+        match self {
+            Self::Minimize => "MINIMIZE",
+            Self::Maximize => "MAXIMIZE",
+        }
+    }
+
+    /// Parses Optuna's stored name or the lower-case name of a config file.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "MINIMIZE" | "minimize" => Some(Self::Minimize),
+            "MAXIMIZE" | "maximize" => Some(Self::Maximize),
+            _ => None,
+        }
+    }
+
+    /// Whether `new` is strictly better than `old` in this direction.
+    pub fn beats(self, new: f64, old: f64) -> bool {
+        match self {
+            Self::Minimize => new < old,
+            Self::Maximize => new > old,
+        }
+    }
+
+    /// `value` turned so that smaller is better (samplers and pruners work on this).
+    pub fn as_loss(self, value: f64) -> f64 {
+        match self {
+            Self::Minimize => value,
+            Self::Maximize => -value,
+        }
+    }
+}
+
 /// How a `data fetch` source is downloaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FetchKind {
@@ -58,6 +132,26 @@ pub struct DataSettings {
     pub current: Option<String>,
     /// Download sources.
     pub sources: Vec<FetchSource>,
+    /// `[[data.extra-train]]`: files appended to the training rows of every fold.
+    pub extra_train: Vec<ExtraTrain>,
+}
+
+/// The most copies of an extra training file a run may append.
+pub const MAX_EXTRA_REPEATS: usize = 4;
+
+/// One `[[data.extra-train]]` entry: a labelled file in the schema (columns renamed by
+/// `columns`) whose rows only ever train models: appended `repeats` times to every fold's
+/// training rows and to the final model's rows, never validated or scored on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraTrain {
+    /// Its name (reports).
+    pub name: String,
+    /// The file, inside `data.dir`.
+    pub file: String,
+    /// File column name -> schema column name.
+    pub columns: std::collections::BTreeMap<String, String>,
+    /// Copies appended (0..=[`MAX_EXTRA_REPEATS`]) unless a sweep samples `extra_repeats`.
+    pub repeats: usize,
 }
 
 /// Categorical encoding.
@@ -102,38 +196,6 @@ pub struct CvSettings {
     pub stratify: bool,
 }
 
-/// Resolved `[run]`: the plan of `tabtune run`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunSettings {
-    /// Minutes the whole run may take (> 0).
-    pub budget_minutes: f64,
-    /// The registered model name of the champion.
-    pub register: String,
-    /// Trials in the decision layer's ensemble (0 = no decision layer).
-    pub top_k: usize,
-    /// The sweeps, run in order.
-    pub sweeps: Vec<RunSweep>,
-}
-
-/// One `[[run.sweeps]]` entry.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunSweep {
-    /// The search space file.
-    pub space: PathBuf,
-    /// Trials on a CPU-only machine.
-    pub n_trials: u64,
-    /// Share of the sweep time budget in (0, 1].
-    pub share: f64,
-    /// Pruner name (checked by the tuner).
-    pub pruner: String,
-    /// Sampler name (checked by the tuner).
-    pub sampler: String,
-    /// Trials when a GPU trains them.
-    pub gpu_n_trials: u64,
-    /// Trials trained together as one population on a GPU (1 = one at a time).
-    pub gpu_population: usize,
-}
-
 /// A whole resolved config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -157,8 +219,9 @@ pub struct Config {
     pub cv: CvSettings,
     /// `[eda] columns`.
     pub eda_columns: Vec<String>,
-    /// `[run]`.
-    pub run: RunSettings,
+    /// `[run]` as written: experiment settings, which this crate does not interpret (the
+    /// experiment layer, `tabtune-pipeline`, resolves them).
+    pub run: Option<toml::Table>,
 }
 
 /// Collects the location for error messages.
@@ -306,7 +369,7 @@ fn resolve(file: ConfigFile, path: &Path) -> Result<Config> {
             .map(|c| c.name.clone())
             .collect(),
     };
-    let run = resolve_run(&ctx, &name, file.run.unwrap_or_default())?;
+    let run = file.run;
     Ok(Config {
         path: path.to_owned(),
         name,
@@ -319,78 +382,6 @@ fn resolve(file: ConfigFile, path: &Path) -> Result<Config> {
         cv,
         eda_columns,
         run,
-    })
-}
-
-fn resolve_run(ctx: &Ctx<'_>, task: &str, file: super::file::RunFile) -> Result<RunSettings> {
-    let budget_minutes = file.budget_minutes.unwrap_or(12.0);
-    if !(budget_minutes.is_finite() && budget_minutes > 0.0) {
-        return Err(ctx.err(
-            "run.budget-minutes",
-            format!("{budget_minutes}, expected a number of minutes > 0"),
-        ));
-    }
-    let top_k = file.top_k.unwrap_or(5);
-    let top_k = usize::try_from(top_k)
-        .map_err(|_| ctx.err("run.top-k", format!("{top_k}, expected an integer ≥ 0")))?;
-    let register = file.register.unwrap_or_else(|| task.to_owned());
-    if register.trim().is_empty() || register.contains(['/', '@', '\\']) {
-        return Err(ctx.err(
-            "run.register",
-            format!("`{register}`, expected a model name without '/', '\\' or '@'"),
-        ));
-    }
-    let entries = file.sweeps.unwrap_or_default();
-    let given: f64 = entries.iter().filter_map(|s| s.share).sum();
-    let unset = entries.iter().filter(|s| s.share.is_none()).count();
-    let mut sweeps = Vec::with_capacity(entries.len());
-    for (i, s) in entries.into_iter().enumerate() {
-        let key = |k: &str| format!("run.sweeps[{i}].{k}");
-        let space = PathBuf::from(ctx.required(s.space, &key("space"))?);
-        let count = |v: Option<i64>, k: &str, default: i64| -> Result<u64> {
-            let v = v.unwrap_or(default);
-            u64::try_from(v)
-                .ok()
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| ctx.err(key(k), format!("{v}, expected an integer ≥ 1")))
-        };
-        let n_trials = count(s.n_trials, "n-trials", 20)?;
-        let gpu_n_trials = count(s.gpu_n_trials, "gpu-n-trials", n_trials as i64)?;
-        let gpu_population = count(s.gpu_population, "gpu-population", 1)? as usize;
-        let share = match s.share {
-            Some(x) if x > 0.0 && x <= 1.0 => x,
-            Some(x) => {
-                return Err(ctx.err(key("share"), format!("{x}, expected a number in (0, 1]")));
-            }
-            None => ((1.0 - given) / unset as f64).max(0.0),
-        };
-        if share <= 0.0 {
-            return Err(ctx.err(
-                key("share"),
-                "is unset but the other sweeps' shares already add up to 1",
-            ));
-        }
-        sweeps.push(RunSweep {
-            space,
-            n_trials,
-            share,
-            pruner: s.pruner.unwrap_or_else(|| "median".into()),
-            sampler: s.sampler.unwrap_or_else(|| "tpe".into()),
-            gpu_n_trials,
-            gpu_population,
-        });
-    }
-    if given > 1.0 + 1e-9 {
-        return Err(ctx.err(
-            "run.sweeps",
-            format!("the shares add up to {given}, expected at most 1"),
-        ));
-    }
-    Ok(RunSettings {
-        budget_minutes,
-        register,
-        top_k,
-        sweeps,
     })
 }
 
@@ -531,12 +522,45 @@ fn resolve_data(ctx: &Ctx<'_>, file: super::file::DataFile) -> Result<DataSettin
         .enumerate()
         .map(|(i, s)| resolve_source(ctx, i, s))
         .collect::<Result<Vec<_>>>()?;
+    let mut extra_train: Vec<ExtraTrain> = Vec::new();
+    for (i, e) in file.extra_train.unwrap_or_default().into_iter().enumerate() {
+        let key = |field: &str| format!("data.extra-train[{i}].{field}");
+        let name_of = ctx.required(e.file, &key("file"))?;
+        if name_of.trim().is_empty() {
+            return Err(ctx.err(key("file"), "is empty"));
+        }
+        let name = e.name.unwrap_or_else(|| {
+            Path::new(&name_of)
+                .file_stem()
+                .map_or_else(|| name_of.clone(), |s| s.to_string_lossy().into_owned())
+        });
+        if extra_train.iter().any(|x| x.name == name) {
+            return Err(ctx.err(key("name"), format!("`{name}` is used twice")));
+        }
+        let repeats = e.repeats.unwrap_or(1);
+        let repeats = usize::try_from(repeats)
+            .ok()
+            .filter(|&r| r <= MAX_EXTRA_REPEATS)
+            .ok_or_else(|| {
+                ctx.err(
+                    key("repeats"),
+                    format!("{repeats}, expected an integer in 0..={MAX_EXTRA_REPEATS}"),
+                )
+            })?;
+        extra_train.push(ExtraTrain {
+            name,
+            file: name_of,
+            columns: e.columns.unwrap_or_default(),
+            repeats,
+        });
+    }
     Ok(DataSettings {
         dir: PathBuf::from(file.dir.unwrap_or_else(|| "data".to_owned())),
         train,
         test: file.test,
         current: file.current,
         sources,
+        extra_train,
     })
 }
 
@@ -855,7 +879,11 @@ mod tests {
     fn invalid_values_name_the_key() {
         let cases = [
             ("folds = 5", "folds = 1", "`cv.folds`"),
-            ("repeats = 1", "repeats = 0", "`cv.repeats`"),
+            (
+                "Default: 1.\nrepeats = 1",
+                "Default: 1.\nrepeats = 0",
+                "`cv.repeats`",
+            ),
             ("seed = 42", "seed = -1", "`cv.seed`"),
             ("metric = \"accuracy\"", "metric = \"f1\"", "`task.metric`"),
             (
@@ -980,80 +1008,5 @@ levels = ["a", "b"]
             }
         );
         assert_eq!(c.eda_columns, vec!["x".to_owned()]);
-    }
-
-    #[test]
-    fn the_run_plan_resolves_with_defaults_and_shares() {
-        let c = parse(DEFAULT).expect("default config is valid");
-        assert!(!c.run.sweeps.is_empty(), "the default config plans sweeps");
-        let total: f64 = c.run.sweeps.iter().map(|s| s.share).sum();
-        assert!(total <= 1.0 + 1e-9, "{total}");
-        assert_eq!(c.run.register, "obesity");
-        let text = format!(
-            "{}\n[run]\nbudget-minutes = 3\n[[run.sweeps]]\nspace = \"a.toml\"\nshare = 0.25\n[[run.sweeps]]\nspace = \"b.toml\"\n",
-            strip_run()
-        );
-        let c = parse(&text).expect("valid run section");
-        assert!((c.run.budget_minutes - 3.0).abs() < 1e-12);
-        assert_eq!(c.run.sweeps.len(), 2);
-        assert_eq!(c.run.sweeps[0].space, PathBuf::from("a.toml"));
-        assert!((c.run.sweeps[0].share - 0.25).abs() < 1e-12);
-        // An unset share takes what the others leave.
-        assert!((c.run.sweeps[1].share - 0.75).abs() < 1e-12);
-        assert_eq!(c.run.sweeps[1].n_trials, 20);
-        assert_eq!(c.run.sweeps[1].gpu_n_trials, 20);
-        assert_eq!(c.run.sweeps[1].gpu_population, 1);
-        assert_eq!(c.run.sweeps[1].pruner, "median");
-        assert_eq!(c.run.top_k, 5);
-        // No [run] at all: defaults, and no sweeps (the command says what is missing).
-        let c = parse(&strip_run()).expect("valid without [run]");
-        assert!(c.run.sweeps.is_empty());
-        assert!((c.run.budget_minutes - 12.0).abs() < 1e-12);
-    }
-
-    /// The default config without its `[run]` tables (they are last in the file).
-    fn strip_run() -> String {
-        let at = DEFAULT
-            .find("\n[run]")
-            .expect("the default config has [run]");
-        DEFAULT[..at].to_owned()
-    }
-
-    #[test]
-    fn bad_run_settings_name_the_key() {
-        let base = strip_run();
-        for (section, key) in [
-            ("[run]\nbudget-minutes = 0\n", "run.budget-minutes"),
-            ("[run]\ntop-k = -1\n", "run.top-k"),
-            ("[run]\nregister = \"a/b\"\n", "run.register"),
-            ("[[run.sweeps]]\nn-trials = 3\n", "run.sweeps[0].space"),
-            (
-                "[[run.sweeps]]\nspace = \"a\"\nn-trials = 0\n",
-                "run.sweeps[0].n-trials",
-            ),
-            (
-                "[[run.sweeps]]\nspace = \"a\"\nshare = 1.5\n",
-                "run.sweeps[0].share",
-            ),
-            (
-                "[[run.sweeps]]\nspace = \"a\"\nshare = 0.7\n[[run.sweeps]]\nspace = \"b\"\nshare = 0.6\n",
-                "run.sweeps",
-            ),
-            (
-                "[[run.sweeps]]\nspace = \"a\"\nshare = 1.0\n[[run.sweeps]]\nspace = \"b\"\n",
-                "run.sweeps[1].share",
-            ),
-            (
-                "[[run.sweeps]]\nspace = \"a\"\ngpu-population = 0\n",
-                "run.sweeps[0].gpu-population",
-            ),
-            ("[run]\nbudget = 3\n", "budget"),
-        ] {
-            let m = message(&format!("{base}\n{section}"));
-            assert!(
-                m.contains(key) && m.contains("configs/test.toml"),
-                "{key}: {m}"
-            );
-        }
     }
 }

@@ -4,7 +4,7 @@
 //! exact line, column and value (including non-UTF-8 bytes); Parquet (feature `polars`) goes
 //! through the same validator, with rows numbered from 1.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,7 @@ use crate::error::{FeaturesError, Result};
 use crate::hash::FxBuildHasher;
 use crate::schema::{ColumnKind, ColumnSpec, Schema};
 use crate::table::{Column, ColumnValues, Table};
+use crate::text::{self, clip};
 use crate::validate::{Issue, IssueKind, OnInvalid, TargetPresence, ValidationReport};
 
 /// How to load a file.
@@ -54,11 +55,24 @@ pub struct Loaded {
 /// [`OnInvalid::Quarantine`] the bad rows are written with a `reason` column to the rejects
 /// file and the rest is returned. No row is dropped without being counted.
 pub fn load_table(path: &Path, schema: &Schema, options: &LoadOptions) -> Result<Loaded> {
+    load_table_mapped(path, schema, options, &BTreeMap::new())
+}
+
+/// [`load_table`] of a file whose columns have other names: `columns` maps a column of the
+/// file to the schema's name for it (`{"Gender_" = "Gender"}`); unmapped columns keep their
+/// names. A mapped column the file does not have is an error naming it and the file.
+pub fn load_table_mapped(
+    path: &Path,
+    schema: &Schema,
+    options: &LoadOptions,
+    columns: &BTreeMap<String, String>,
+) -> Result<Loaded> {
     let is_parquet = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
     if is_parquet {
         let (header, records) = read_parquet(path)?;
+        let header = rename_header(path, &header, columns)?;
         let rows = records.len();
         let mut records = records.into_iter();
         let mut next = |buf: &mut ByteRecord| {
@@ -70,8 +84,15 @@ pub fn load_table(path: &Path, schema: &Schema, options: &LoadOptions) -> Result
         return validate_records(path, schema, options, &header, rows, &mut next);
     }
 
-    let bytes = std::fs::read(path)
+    let mut bytes = std::fs::read(path)
         .map_err(|e| FeaturesError::bad_file(path, format!("cannot read the input file: {e}")))?;
+    // Excel's "CSV UTF-8" starts with a byte-order mark; pandas and polars skip it, so do we
+    // (and say so in the report and the log).
+    let bom = bytes.starts_with(UTF8_BOM);
+    if bom {
+        bytes.drain(..UTF8_BOM.len());
+        tracing::info!("{}: {BOM_NOTE}", path.display());
+    }
     check_encoding(path, &bytes)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -94,6 +115,7 @@ pub fn load_table(path: &Path, schema: &Schema, options: &LoadOptions) -> Result
     };
     let mut header = ByteRecord::new();
     next(&mut header)?;
+    let header = rename_header(path, &header, columns)?;
     let mut loaded = validate_records(
         path,
         schema,
@@ -103,7 +125,40 @@ pub fn load_table(path: &Path, schema: &Schema, options: &LoadOptions) -> Result
         &mut next,
     )?;
     loaded.report.blank_lines = lines.finish(&bytes);
+    if bom {
+        loaded.report.notes.push(BOM_NOTE.to_owned());
+    }
     Ok(loaded)
+}
+
+/// The header with the `columns` mapping applied (file name -> schema name).
+fn rename_header(
+    path: &Path,
+    header: &ByteRecord,
+    columns: &BTreeMap<String, String>,
+) -> Result<ByteRecord> {
+    if columns.is_empty() {
+        return Ok(header.clone());
+    }
+    let names: Vec<String> = header
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).trim().to_owned())
+        .collect();
+    for from in columns.keys() {
+        if !names.contains(from) {
+            return Err(FeaturesError::bad_file(
+                path,
+                format!(
+                    "the column mapping renames `{from}`, which is not a column of this file (it has: {})",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(names
+        .iter()
+        .map(|n| columns.get(n).unwrap_or(n).as_bytes().to_vec())
+        .collect())
 }
 
 /// A source of records: fills the buffer and returns its row number, `None` at the end.
@@ -122,15 +177,16 @@ fn read_parquet(path: &Path) -> Result<(ByteRecord, Vec<(usize, ByteRecord)>)> {
     ))
 }
 
-/// File-level checks before parsing: byte-order marks and emptiness.
+/// The UTF-8 byte-order mark Excel and Notepad write at the start of "UTF-8 with BOM" files.
+const UTF8_BOM: &[u8] = &[0xEF, 0xBB, 0xBF];
+
+/// The note a report carries when the file started with a UTF-8 byte-order mark.
+pub const BOM_NOTE: &str = "the file starts with a UTF-8 byte-order mark (BOM, as Excel writes \
+                            \"CSV UTF-8\"); it was skipped";
+
+/// File-level checks before parsing (the UTF-8 byte-order mark is already stripped): UTF-16
+/// byte-order marks and emptiness.
 fn check_encoding(path: &Path, bytes: &[u8]) -> Result<()> {
-    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        return Err(FeaturesError::bad_file(
-            path,
-            "row 1, column 1: the file starts with a UTF-8 byte-order mark (BOM); expected plain \
-             UTF-8 without BOM (re-save it as \"UTF-8\", not \"UTF-8 with BOM\")",
-        ));
-    }
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return Err(FeaturesError::bad_file(
             path,
@@ -225,7 +281,7 @@ fn layout<'a>(
                 format!(
                     "row 1 (header), column {}: name {:?} is not valid UTF-8; expected UTF-8 text",
                     i + 1,
-                    escape(field)
+                    quote_bytes(field)
                 ),
             )
         })?;
@@ -233,15 +289,24 @@ fn layout<'a>(
     }
     let mut problems = Vec::new();
     let mut position: HashMap<&str, usize> = HashMap::new();
+    let mut repeats = Vec::new();
     for (i, name) in names.iter().enumerate() {
         if let Some(first) = position.insert(name, i) {
-            problems.push(format!(
-                "column {} `{name}` repeats column {} of the same name",
+            repeats.push(format!(
+                "column {} `{}` repeats column {}",
                 i + 1,
+                clip(name),
                 first + 1
             ));
             position.insert(name, first);
         }
+    }
+    if !repeats.is_empty() {
+        problems.push(format!(
+            "{} repeated column name(s): {}",
+            repeats.len(),
+            text::list(&repeats)
+        ));
     }
     let find = |name: &str| position.get(name).copied();
     let mut features = Vec::new();
@@ -265,16 +330,13 @@ fn layout<'a>(
     let extra: Vec<&str> = names.iter().copied().filter(|n| !known(n)).collect();
     if !extra.is_empty() {
         problems.push(format!(
-            "unexpected column(s): {}",
-            extra
-                .iter()
-                .map(|n| if n.is_empty() {
-                    "(empty name)".to_owned()
-                } else {
-                    format!("`{n}`")
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{} unexpected column(s): {}",
+            extra.len(),
+            text::list(extra.iter().map(|n| if n.is_empty() {
+                "(empty name)".to_owned()
+            } else {
+                format!("`{}`", clip(n))
+            }))
         ));
     }
     if !problems.is_empty() {
@@ -294,6 +356,17 @@ fn layout<'a>(
         target: target_at,
         id,
     })
+}
+
+/// Bytes as text for a message: valid UTF-8 as is, other bytes as `\xNN`; at most
+/// [`text::MAX_QUOTED_BYTES`] of them, then the length in all.
+fn quote_bytes(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(text::MAX_QUOTED_BYTES)];
+    let mut s = escape(head);
+    if head.len() < bytes.len() {
+        let _ = write!(s, "… ({} bytes in all)", bytes.len());
+    }
+    s
 }
 
 /// Bytes as text for a message: valid UTF-8 as is, other bytes as `\xNN`.
@@ -325,7 +398,7 @@ fn check_cell(
         return Ok(Cell::Level(p as u32));
     }
     let Ok(text) = std::str::from_utf8(raw) else {
-        return Err((IssueKind::NonUtf8, Some(escape(raw))));
+        return Err((IssueKind::NonUtf8, Some(quote_bytes(raw))));
     };
     if text.is_empty() {
         return Err((IssueKind::Empty, None));
@@ -334,18 +407,20 @@ fn check_cell(
         ColumnKind::Numeric { range, .. } => {
             let v: f64 = text
                 .parse()
-                .map_err(|_| (IssueKind::Unparsable, Some(text.to_owned())))?;
+                .map_err(|_| (IssueKind::Unparsable, Some(clip(text).into_owned())))?;
             if !v.is_finite() {
-                return Err((IssueKind::NotFinite, Some(text.to_owned())));
+                return Err((IssueKind::NotFinite, Some(clip(text).into_owned())));
             }
             if let Some((lo, hi)) = range
                 && (v < *lo || v > *hi)
             {
-                return Err((IssueKind::OutOfRange, Some(text.to_owned())));
+                return Err((IssueKind::OutOfRange, Some(clip(text).into_owned())));
             }
             Ok(Cell::Number(v))
         }
-        ColumnKind::Categorical { .. } => Err((IssueKind::UnknownLevel, Some(text.to_owned()))),
+        ColumnKind::Categorical { .. } => {
+            Err((IssueKind::UnknownLevel, Some(clip(text).into_owned())))
+        }
     }
 }
 
@@ -359,10 +434,14 @@ fn check_id(
         return Err((IssueKind::Empty, None, "a non-empty, unique id".into()));
     }
     if std::str::from_utf8(raw).is_err() {
-        return Err((IssueKind::NonUtf8, Some(escape(raw)), "UTF-8 text".into()));
+        return Err((
+            IssueKind::NonUtf8,
+            Some(quote_bytes(raw)),
+            "UTF-8 text".into(),
+        ));
     }
     if let Some(&first) = first_id.get(raw) {
-        let value = String::from_utf8_lossy(raw).into_owned();
+        let value = clip(&String::from_utf8_lossy(raw)).into_owned();
         return Err((
             IssueKind::DuplicateId,
             Some(value),
@@ -520,6 +599,7 @@ fn validate_records(
         ids,
         target,
         rows,
+        train_only: 0,
     };
     let duplicates = table.duplicates();
     report.duplicate_rows = duplicates.len();

@@ -261,19 +261,76 @@ fn empty_file_and_header_only() {
 }
 
 #[test]
-fn byte_order_marks() {
+fn a_utf8_byte_order_mark_is_skipped_and_noted_utf16_is_refused() {
+    let plain = synthetic_obesity_csv(3, 4);
     let mut with_bom = vec![0xEF, 0xBB, 0xBF];
-    with_bom.extend_from_slice(synthetic_obesity_csv(3, 4).as_bytes());
-    let (file, err) = fail(with_bom);
-    let m = err.to_string();
-    assert!(
-        m.starts_with(&format!(
-            "{file}: row 1, column 1: the file starts with a UTF-8 byte-order mark"
-        )),
-        "{m}"
+    with_bom.extend_from_slice(plain.as_bytes());
+    let (_dir, path) = write_file(&with_bom, "excel.csv");
+    let (_dir2, plain_path) = write_file(&plain, "plain.csv");
+    let schema = config().schema;
+    let loaded = load_table(&path, &schema, &LoadOptions::default()).expect("Excel's UTF-8 CSV");
+    let reference = load_table(&plain_path, &schema, &LoadOptions::default()).expect("plain");
+    assert_eq!(loaded.table.columns, reference.table.columns);
+    assert_eq!(
+        loaded.table.ids, reference.table.ids,
+        "the id column keeps its name"
     );
+    assert_eq!(
+        loaded.table.rows, reference.table.rows,
+        "row numbers are unchanged"
+    );
+    assert_eq!(
+        loaded.report.notes,
+        vec![tabtune_features::io::BOM_NOTE.to_owned()]
+    );
+    assert!(
+        loaded.report.summary().contains("byte-order mark"),
+        "{}",
+        loaded.report.summary()
+    );
+    assert!(reference.report.notes.is_empty());
     let (_, err) = fail([0xFF, 0xFE, b'i', 0]);
     assert!(err.to_string().contains("UTF-16"), "{err}");
+}
+
+#[test]
+fn huge_headers_and_cells_give_short_messages_with_their_size() {
+    // A million extra columns: the message lists the first few and counts the rest.
+    let text = synthetic_obesity_csv(2, 4);
+    let (header, body) = text.split_once('\n').expect("header");
+    let mut wide = String::from(header);
+    for i in 0..1_000_000 {
+        wide.push_str(&format!(",x{i}"));
+    }
+    let zeros = ",0".repeat(1_000_000);
+    let mut rows = String::new();
+    for line in body.lines() {
+        rows.push_str(line);
+        rows.push_str(&zeros);
+        rows.push('\n');
+    }
+    let (_, err) = fail(format!("{wide}\n{rows}"));
+    let m = err.to_string();
+    assert!(m.len() < 4_000, "{} bytes", m.len());
+    assert!(
+        m.contains("1000000 unexpected column(s): `x0`, `x1`") && m.contains("… and 999980 more"),
+        "{m}"
+    );
+    // A 50 MB cell: quoted up to 200 bytes, with its length.
+    let cell = "9".repeat(50 << 20) + "x";
+    let (_, err) = fail(with_field(3, "Age", &cell));
+    let m = err.to_string();
+    assert!(m.len() < 4_000, "{} bytes", m.len());
+    assert!(m.contains(&format!("({} bytes in all)", cell.len())), "{m}");
+    let FeaturesError::Invalid(report) = &err else {
+        panic!("expected an invalid-rows report, got {err}")
+    };
+    assert!(
+        report.issues[0]
+            .value
+            .as_ref()
+            .is_some_and(|v| v.len() < 300)
+    );
 }
 
 #[test]

@@ -4,15 +4,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
-use super::request::FieldError;
+use super::request::{FieldError, FieldErrors};
 use crate::error::InferError;
 
-/// An error response: `{"error": message, "details": [{path, message}]}`.
+/// An error response: `{"error": message, "details": [{path, message}], "errors_total": N}`
+/// (`errors_total` when more problems were found than listed).
 #[derive(Debug)]
 pub struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
     pub(crate) details: Vec<FieldError>,
+    /// Problems found in all (more than `details` lists when the list was cut).
+    pub(crate) total: usize,
+    /// Whether the connection must close after the answer (the body was not read).
+    pub(crate) close: bool,
 }
 
 impl IntoResponse for ApiError {
@@ -21,7 +26,17 @@ impl IntoResponse for ApiError {
         if !self.details.is_empty() {
             body["details"] = json!(self.details);
         }
-        (self.status, Json(body)).into_response()
+        if self.total > self.details.len() {
+            body["errors_total"] = json!(self.total);
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        if self.close {
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -31,15 +46,57 @@ impl ApiError {
             status,
             message: message.into(),
             details: Vec::new(),
+            total: 0,
+            close: false,
         }
+    }
+
+    /// The same answer, closing the connection after it.
+    #[must_use]
+    pub(crate) fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     pub(crate) fn invalid(details: Vec<FieldError>) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: format!("{} invalid field(s)", details.len()),
+            total: details.len(),
             details,
+            close: false,
         }
+    }
+
+    /// 422 listing the first problems and counting all.
+    pub(crate) fn invalid_fields(errors: FieldErrors) -> Self {
+        let message = if errors.total > errors.listed.len() {
+            format!(
+                "{} invalid field(s); the first {} are listed",
+                errors.total,
+                errors.listed.len()
+            )
+        } else {
+            format!("{} invalid field(s)", errors.total)
+        };
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message,
+            details: errors.listed,
+            total: errors.total,
+            close: false,
+        }
+    }
+
+    /// 413: more records in one request than the server takes.
+    pub(crate) fn too_many_records(records: usize, max: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{records} records in one request; at most {max} (the server's --max-records): \
+                 send them in smaller batches"
+            ),
+        )
     }
 
     pub(crate) fn internal(message: impl Into<String>) -> Self {

@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Json;
 use serde_json::{Value, json};
 
-use super::app::{check_json_content_type, parse_json};
+use super::app::{check_json_content_type, check_record_count, parse_json};
 use super::error::ApiError;
-use super::request::FieldError;
+use super::request::{FieldError, FieldErrors, quote};
 use super::state::AppState;
 
 enum Key {
@@ -27,6 +27,7 @@ pub(crate) async fn feedback(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     check_json_content_type(&headers)?;
+    check_record_count(&body, state.options.max_records)?;
     let value = parse_json(&body)?;
     let model = state.model();
     let classes = model.predictor.classes();
@@ -41,7 +42,7 @@ pub(crate) async fn feedback(
             }]));
         }
     };
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new(state.options.max_errors_listed);
     let mut wanted: Vec<(String, Key, u32)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = |f: &str| {
@@ -54,35 +55,35 @@ pub(crate) async fn feedback(
             }
         };
         let Value::Object(map) = item else {
-            errors.push(FieldError {
-                path: path(""),
-                message: "expected an object with prediction_id (or id) and label".into(),
-            });
+            errors.push(
+                || path(""),
+                || "expected an object with prediction_id (or id) and label".into(),
+            );
             continue;
         };
         for k in map.keys() {
             if !matches!(k.as_str(), "prediction_id" | "id" | "label") {
-                errors.push(FieldError {
-                    path: path(k),
-                    message: "unknown field; expected prediction_id or id, and label".into(),
-                });
+                errors.push(
+                    || path(&tabtune_features::text::clip(k)),
+                    || "unknown field; expected prediction_id or id, and label".into(),
+                );
             }
         }
         let label = match map.get("label") {
             None => {
-                errors.push(FieldError {
-                    path: path("label"),
-                    message: format!("missing field; expected one of {}", classes.join(", ")),
-                });
+                errors.push(
+                    || path("label"),
+                    || format!("missing field; expected one of {}", classes.join(", ")),
+                );
                 None
             }
             Some(v) => match v.as_str().and_then(|s| classes.iter().position(|c| c == s)) {
                 Some(c) => Some(c as u32),
                 None => {
-                    errors.push(FieldError {
-                        path: path("label"),
-                        message: format!("{v}: expected one of {}", classes.join(", ")),
-                    });
+                    errors.push(
+                        || path("label"),
+                        || format!("{}: expected one of {}", quote(v), classes.join(", ")),
+                    );
                     None
                 }
             },
@@ -91,10 +92,15 @@ pub(crate) async fn feedback(
             (Some(v), None) => match v.as_u64() {
                 Some(n) => Some(Key::Prediction(n)),
                 None => {
-                    errors.push(FieldError {
-                        path: path("prediction_id"),
-                        message: format!("{v}: expected a prediction id (a positive integer)"),
-                    });
+                    errors.push(
+                        || path("prediction_id"),
+                        || {
+                            format!(
+                                "{}: expected a prediction id (a positive integer)",
+                                quote(v)
+                            )
+                        },
+                    );
                     None
                 }
             },
@@ -102,28 +108,30 @@ pub(crate) async fn feedback(
                 Value::String(s) => Some(Key::Record(s.clone())),
                 Value::Number(n) => Some(Key::Record(n.to_string())),
                 _ => {
-                    errors.push(FieldError {
-                        path: path("id"),
-                        message: format!("{v}: expected the record's id (a string or number)"),
-                    });
+                    errors.push(
+                        || path("id"),
+                        || {
+                            format!(
+                                "{}: expected the record's id (a string or number)",
+                                quote(v)
+                            )
+                        },
+                    );
                     None
                 }
             },
             (Some(_), Some(_)) => {
-                errors.push(FieldError {
-                    path: path(""),
-                    message: "give prediction_id or id, not both".into(),
-                });
+                errors.push(|| path(""), || "give prediction_id or id, not both".into());
                 None
             }
             (None, None) => {
-                errors.push(FieldError {
-                    path: path("prediction_id"),
-                    message: match &id_field {
+                errors.push(
+                    || path("prediction_id"),
+                    || match &id_field {
                         Some(f) => format!("missing field; expected prediction_id (from /predict) or id (the record's {f})"),
                         None => "missing field; expected prediction_id (from /predict)".into(),
                     },
-                });
+                );
                 None
             }
         };
@@ -132,7 +140,7 @@ pub(crate) async fn feedback(
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
+        return Err(ApiError::invalid_fields(errors));
     }
     let mut window = state.window();
     if window.capacity() == 0 {
@@ -142,7 +150,7 @@ pub(crate) async fn feedback(
         ));
     }
     let mut resolved = Vec::with_capacity(wanted.len());
-    let mut missing = Vec::new();
+    let mut missing = FieldErrors::new(state.options.max_errors_listed);
     for (path, key, label) in &wanted {
         let id = match key {
             Key::Prediction(n) => window.has_prediction(*n).then_some(*n),
@@ -150,13 +158,13 @@ pub(crate) async fn feedback(
         };
         match id {
             Some(id) => resolved.push((id, *label)),
-            None => missing.push(FieldError {
-                path: path.clone(),
-                message: match key {
+            None => missing.push(
+                || path.clone(),
+                || match key {
                     Key::Prediction(n) => format!("prediction {n} is not in the window of the last {} predicted rows", window.capacity()),
-                    Key::Record(r) => format!("no prediction for record id {r:?} in the window of the last {} predicted rows", window.capacity()),
+                    Key::Record(r) => format!("no prediction for record id {:?} in the window of the last {} predicted rows", tabtune_features::text::clip(r), window.capacity()),
                 },
-            }),
+            ),
         }
     }
     if !missing.is_empty() {
@@ -164,10 +172,12 @@ pub(crate) async fn feedback(
             status: StatusCode::NOT_FOUND,
             message: format!(
                 "{} of {} label(s) name predictions that are not in the window; nothing was labelled",
-                missing.len(),
+                missing.total,
                 wanted.len()
             ),
-            details: missing,
+            total: missing.total,
+            details: missing.listed,
+            close: false,
         });
     }
     for (id, label) in &resolved {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tabtune_features::Table;
 use tokio::sync::Semaphore;
@@ -12,11 +12,17 @@ use super::metrics::Metrics;
 use super::window::Window;
 use crate::predictor::Predictor;
 
-/// Limits of the server.
+/// Limits and timeouts of the server (each a `tabtune serve` flag; see the README's server
+/// section).
 #[derive(Clone, Copy, Debug)]
 pub struct ServeOptions {
-    /// Largest accepted request body, in bytes (larger: 413).
+    /// Largest accepted request body, in bytes (larger: 413; a larger `Content-Length` is
+    /// refused before the body is read).
     pub max_body_bytes: usize,
+    /// Most records in one `/predict` or `/feedback` request (more: 413 at once).
+    pub max_records: usize,
+    /// Most problems a 422 answer lists (all are counted in `errors_total`).
+    pub max_errors_listed: usize,
     /// Predictions that may run or wait at once (more: 429).
     pub max_in_flight: usize,
     /// Recent predicted rows kept for the monitoring routes (0: none; at most
@@ -26,21 +32,67 @@ pub struct ServeOptions {
     pub min_window_rows: usize,
     /// Monitoring reports computed at once (more: 429).
     pub max_reports_in_flight: usize,
+    /// Open connections at most. At the limit a new connection closes the connection idle the
+    /// longest (no request in progress); when every connection is busy it gets a 503 and is
+    /// closed. Keep it below the process's open-file limit (`ulimit -n`).
+    pub max_connections: usize,
+    /// Once the first byte of a request arrives, its headers must be complete within this
+    /// (else the connection is closed: slow headers).
+    pub header_timeout: Duration,
+    /// Once the headers are in, the whole body must arrive within this (else 408).
+    pub body_timeout: Duration,
+    /// A connection with no request in progress and nothing received for this long is closed
+    /// (connections that never send, idle keep-alive).
+    pub idle_timeout: Duration,
+    /// On shutdown, how long requests in progress may take to finish.
+    pub shutdown_timeout: Duration,
 }
 
 impl ServeOptions {
     /// The largest window: 100 000 rows (about 25 MB for the obesity schema).
     pub const MAX_WINDOW: usize = 100_000;
+
+    /// Checks that the request and connection limits let something through (no zero counts
+    /// or timeouts; `max_in_flight` 0 is allowed: every prediction is refused with 429).
+    pub fn check(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_records", self.max_records),
+            ("max_errors_listed", self.max_errors_listed),
+            ("max_connections", self.max_connections),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} is 0; expected at least 1"));
+            }
+        }
+        for (name, value) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{name} is 0; expected a positive duration"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             max_body_bytes: 1 << 20,
+            max_records: 10_000,
+            max_errors_listed: 100,
             max_in_flight: 64,
             window: 1000,
             min_window_rows: 30,
             max_reports_in_flight: 2,
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -65,6 +117,24 @@ pub struct ModelSource {
     pub description: String,
     /// Resolves the source again and loads the model it names now.
     pub reload: ReloadFn,
+}
+
+impl ModelSource {
+    /// A bundle folder or registry reference, resolved and loaded again on every reload
+    /// ([`crate::load_model`]).
+    pub fn resolving(arg: impl Into<String>) -> Self {
+        let description = arg.into();
+        let source = description.clone();
+        Self {
+            description,
+            reload: Arc::new(move || {
+                crate::load_model(&source).map_err(|e| ReloadError {
+                    message: e.to_string(),
+                    bad_input: e.is_bad_input(),
+                })
+            }),
+        }
+    }
 }
 
 /// The model being served, with what is derived from it.

@@ -180,6 +180,7 @@ impl Window {
                 ids: Some(rows.iter().map(|r| r.id.to_string()).collect()),
                 target: None,
                 rows: (1..=rows.len()).collect(),
+                train_only: 0,
             },
             labels: rows.iter().map(|r| r.label).collect(),
             proba,

@@ -1,7 +1,9 @@
 //! The HTTP API against a real client on 127.0.0.1: every route, every error status, and
 //! predictions equal to the batch predictor's; monitoring reports.
 
+mod limits;
 mod quality;
+mod registry;
 mod serving;
 
 use std::net::SocketAddr;

@@ -10,7 +10,8 @@ use tabtune_features::rng::SplitMix64;
 use super::grow::{Offsets, TreeSettings, grow};
 use super::params::{ForestKind, ForestParams, ForestValid};
 use crate::error::{ModelError, Result};
-use crate::gbdt::{BinMapper, Binned, Labelled, argmax, labels_of};
+use crate::gbdt::{BinMapper, Binned, Labelled, labels_of};
+use crate::metrics::argmax;
 
 /// Name of the saved format.
 pub const FOREST_FORMAT: &str = "tabtune-forest";
@@ -126,10 +127,7 @@ impl ForestModel {
         train: Labelled<'_>,
     ) -> Result<Self> {
         crate::gbdt::check_labelled(train, feature_names.len(), n_classes, "training", false)?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(params.threads)
-            .build()
-            .map_err(|e| ModelError::Data(format!("cannot start worker threads: {e}")))?;
+        let pool = crate::threads::pool(params.threads)?;
         Ok(pool.install(|| fit_forest(params, feature_names, n_classes, train)))
     }
 
@@ -186,9 +184,15 @@ impl ForestModel {
         crate::saved::save(self, path)
     }
 
-    /// Reads a model written by [`ForestModel::save`], checking format and version.
+    /// Reads a model written by [`ForestModel::save`], checking format, version and structure
+    /// (every index in range, every tree a tree: see FORMAT.md).
     pub fn load(path: &Path) -> Result<Self> {
-        crate::saved::load(path, FOREST_FORMAT, FOREST_FORMAT_VERSION)
+        let model: Self = crate::saved::load(path, FOREST_FORMAT, FOREST_FORMAT_VERSION)?;
+        crate::check::forest(&model).map_err(|message| ModelError::Load {
+            path: path.to_owned(),
+            message: format!("invalid model: {message}"),
+        })?;
+        Ok(model)
     }
 }
 

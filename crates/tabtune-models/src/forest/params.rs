@@ -39,8 +39,9 @@ pub struct ForestParams {
     pub min_samples_split: usize,
     /// Minimum rows in a leaf. Default 1.
     pub min_samples_leaf: usize,
-    /// Share of features tried at each split, in (0, 1]; 0 = √n_features (forest default).
-    /// Default: 0 for forests, 1 for a decision tree.
+    /// Share of features tried at each split, in (0, 1]; 0 stands for √n_features (the forest
+    /// default; on the command line `max_features=sqrt`: a given 0 is refused).
+    /// Default: √n for forests, 1 for a decision tree.
     pub max_features: f64,
     /// Bootstrap rows per tree (forests). Default true.
     pub bootstrap: bool,
@@ -48,7 +49,8 @@ pub struct ForestParams {
     pub max_bins: usize,
     /// Seed.
     pub seed: u64,
-    /// Threads; 0 = all cores.
+    /// Threads; 0 = all cores. At most this machine's cores
+    /// ([`max_threads`](crate::max_threads)).
     pub threads: usize,
 }
 
@@ -98,12 +100,24 @@ impl ForestParams {
                 self.min_samples_leaf = parse(name, value, "an integer ≥ 1")?;
             }
             "max_features" => {
-                self.max_features = parse(name, value, "a number in (0, 1], or 0 for √n")?;
+                let expected = "a share of the features in (0, 1], or sqrt (√n_features)";
+                self.max_features = match value.trim() {
+                    "sqrt" => 0.0,
+                    _ => {
+                        let share: f64 = parse(name, value, expected)?;
+                        if !(share > 0.0 && share <= 1.0) {
+                            return Err(ModelError::param(name, value, expected));
+                        }
+                        share
+                    }
+                };
             }
             "bootstrap" => self.bootstrap = parse(name, value, "true or false")?,
             "max_bins" | "max_bin" => self.max_bins = parse(name, value, "an integer in 2..=255")?,
             "seed" => self.seed = parse(name, value, "an integer ≥ 0")?,
-            "threads" | "n_jobs" => self.threads = parse(name, value, "an integer ≥ 0")?,
+            "threads" | "n_jobs" => {
+                self.threads = parse(name, value, "an integer ≥ 0 (0 = all cores)")?;
+            }
             other => {
                 return Err(ModelError::param(
                     other,
@@ -142,7 +156,7 @@ impl ForestParams {
             return Err(ModelError::param(
                 "max_features",
                 self.max_features,
-                "a number in (0, 1], or 0 for √n",
+                "a share of the features in (0, 1], or sqrt (√n_features)",
             ));
         }
         if !(2..=255).contains(&self.max_bins) {
@@ -152,6 +166,7 @@ impl ForestParams {
                 "an integer in 2..=255",
             ));
         }
+        crate::threads::check(self.threads)?;
         Ok(ForestValid(self.clone()))
     }
 }
@@ -164,5 +179,34 @@ impl std::ops::Deref for ForestValid {
     type Target = ForestParams;
     fn deref(&self) -> &ForestParams {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_features_zero_and_too_many_threads_are_refused() {
+        let mut p = ForestParams::new(ForestKind::RandomForest);
+        let m = p.set("max_features", "0").expect_err("zero").to_string();
+        assert!(
+            m.contains("`max_features` = 0") && m.contains("sqrt"),
+            "{m}"
+        );
+        for bad in ["-0.5", "1.5", "NaN", "many"] {
+            let m = p.set("max_features", bad).expect_err(bad).to_string();
+            assert!(m.contains("`max_features`"), "{m}");
+        }
+        p.set("max_features", "sqrt").expect("sqrt");
+        assert_eq!(p.max_features, 0.0);
+        p.set("max_features", "0.5").expect("a share");
+        p.check().expect("valid");
+        p.set("threads", "100000").expect("parses");
+        let m = p.check().expect_err("too many threads").to_string();
+        assert!(
+            m.contains("`threads` = 100000") && m.contains("cores"),
+            "{m}"
+        );
     }
 }

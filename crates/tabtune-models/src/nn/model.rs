@@ -250,6 +250,13 @@ impl NeuralModel {
         }
         let st = safetensors::SafeTensors::deserialize(&blob)
             .map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        crate::check::neural_header(
+            &file.params,
+            file.feature_names.len(),
+            file.n_classes,
+            st.len(),
+        )
+        .map_err(|message| err(format!("invalid model: {message}")))?;
         let shape = NetShape::new(&file.params, file.feature_names.len(), file.n_classes);
         let tensors = read_tensors(&st, &shape, &err)?;
         let model = Self {
@@ -292,11 +299,26 @@ impl NeuralModel {
         crate::saved::save(&file, path)
     }
 
-    /// Reads `path` and its weights file, checking every tensor's name, dtype and shape against
-    /// the architecture the parameters describe.
+    /// Reads `path` and its weights file (`model.safetensors` beside it), checking the
+    /// parameters and every tensor's name, dtype, shape and values (finite) against the
+    /// architecture the parameters describe.
     pub fn load(path: &Path) -> Result<Self> {
         let file: NeuralFile = crate::saved::load(path, NEURAL_FORMAT, NEURAL_FORMAT_VERSION)?;
-        let weights_path = path.with_file_name(&file.weights);
+        // The weights live beside the model file under the one name `save` gives them (a bundle
+        // lists and checksums exactly that file); any other name is refused.
+        let weights_path = Self::weights_path(path);
+        if weights_path.file_name() != Some(std::ffi::OsStr::new(&file.weights)) {
+            return Err(ModelError::Load {
+                path: path.to_owned(),
+                message: format!(
+                    "invalid model: weights file `{}`; expected `{}` beside the model file",
+                    tabtune_features::text::clip(&file.weights),
+                    weights_path
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                ),
+            });
+        }
         let err = |message: String| ModelError::Load {
             path: weights_path.clone(),
             message,
@@ -307,6 +329,16 @@ impl NeuralModel {
         })?;
         let st = safetensors::SafeTensors::deserialize(&blob)
             .map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        crate::check::neural_header(
+            &file.params,
+            file.feature_names.len(),
+            file.n_classes,
+            st.len(),
+        )
+        .map_err(|message| ModelError::Load {
+            path: path.to_owned(),
+            message: format!("invalid model: {message}"),
+        })?;
         let shape = NetShape::new(&file.params, file.feature_names.len(), file.n_classes);
         let tensors = read_tensors(&st, &shape, &err)?;
         Ok(Self {
@@ -339,11 +371,17 @@ fn read_tensors(
                 spec.dims
             )));
         }
-        let values = view
+        let values: Vec<f32> = view
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(err(format!(
+                "tensor `{}` holds {v}; expected finite weights",
+                spec.name
+            )));
+        }
         tensors.push(NamedTensor {
             name: spec.name,
             dims: spec.dims,

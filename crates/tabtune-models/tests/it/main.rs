@@ -1,9 +1,16 @@
 //! Integration tests of the tree family: exact small cases, learning, determinism, the saved
 //! format, and every bad input.
 
+mod crafted;
+
 use ndarray::{Array2, array};
 use tabtune_features::rng::SplitMix64;
-use tabtune_models::gbdt::{Control, GbdtModel, GbdtParams, Growth, Labelled, Node};
+use tabtune_models::gbdt::{GbdtModel, GbdtParams, Growth, Labelled, Node};
+use tabtune_models::metrics::Control;
+
+mod batched;
+#[cfg(feature = "wgpu")]
+mod batched_gpu;
 
 const GROWTHS: [Growth; 3] = [Growth::LeafWise, Growth::DepthWise, Growth::Oblivious];
 
@@ -822,5 +829,136 @@ mod bundle {
             EnsembleModel::new(vec![member(&a, 1.0, "a")], vec![1.0; 7]).expect("valid"),
         );
         assert!(err(vec![member(&nested, 1.0, "n")], vec![1.0; 7]).contains("itself an ensemble"));
+    }
+
+    #[test]
+    fn fold_ensembles_read_raw_rows_through_each_members_preprocessing_and_stack() {
+        use tabtune_models::ensemble::{EnsembleMember, EnsembleModel, STACK_CLIP, Stack};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("train.csv");
+        std::fs::write(&path, tabtune_test::synthetic_obesity_csv(200, 7)).expect("write");
+        let config = Config::load(&tabtune_test::default_config()).expect("config");
+        let table = load_table(&path, &config.schema, &LoadOptions::default())
+            .expect("valid")
+            .table;
+        let spec = PreprocessorSpec::from_config(&config);
+        // Two "folds": each model and preprocessor fitted on its own half of the rows.
+        let halves = [(0..100).collect::<Vec<_>>(), (100..200).collect::<Vec<_>>()];
+        let mut members = Vec::new();
+        let mut pres = Vec::new();
+        for (i, rows) in halves.iter().enumerate() {
+            let part = table.select_rows(rows);
+            let pre = spec.fit(&part).expect("fits");
+            let m = pre.transform(&part).expect("transforms");
+            let mut p = GbdtParams::new(Growth::LeafWise);
+            p.rounds = 4 + i;
+            let y = m.target.clone().expect("labels");
+            let model = p
+                .fit(
+                    &m.names,
+                    7,
+                    Labelled {
+                        x: m.values.view(),
+                        y: &y,
+                    },
+                    None,
+                )
+                .expect("fits");
+            members.push(EnsembleMember {
+                model: AnyModel::Gbdt(model),
+                weight: 0.5,
+                label: format!("trial#1 fold {i}"),
+            });
+            pres.push(Some(pre));
+        }
+        let shared = spec.fit(&table).expect("fits");
+        let by_hand: Vec<ndarray::Array2<f64>> = members
+            .iter()
+            .zip(&pres)
+            .map(|(m, p)| {
+                let x = p
+                    .as_ref()
+                    .expect("own")
+                    .transform(&table)
+                    .expect("transforms");
+                m.model.predict_proba(x.values.view()).expect("predicts")
+            })
+            .collect();
+        let folds = EnsembleModel::new(members.clone(), vec![1.0; 7])
+            .expect("valid")
+            .with_folds(pres.clone(), vec![0, 0])
+            .expect("one trial, two folds");
+        let got = folds.predict_table(&table, &shared).expect("predicts");
+        for r in 0..table.n_rows() {
+            for k in 0..7 {
+                let want = 0.5 * by_hand[0][[r, k]] + 0.5 * by_hand[1][[r, k]];
+                assert!((got[[r, k]] - want).abs() < 1e-12, "row {r} class {k}");
+            }
+        }
+        // Without the raw rows it cannot predict.
+        let x = shared.transform(&table).expect("transforms");
+        let e = folds
+            .predict_proba(x.values.view())
+            .expect_err("needs raw rows");
+        assert!(e.to_string().contains("raw rows"), "{e}");
+
+        // Stacked: two groups (one fold each), logits = [log p0 | log p1] W + b.
+        let mut weights = vec![0.0; 2 * 7 * 7];
+        for c in 0..7 {
+            weights[c * 7 + c] = 0.8; // group 0, class c -> logit c
+            weights[(7 + c) * 7 + c] = 0.4; // group 1
+        }
+        let bias: Vec<f64> = (0..7).map(|c| 0.01 * f64::from(c)).collect();
+        let stacked = EnsembleModel::new(members.clone(), vec![1.0; 7])
+            .expect("valid")
+            .with_folds(pres.clone(), vec![0, 1])
+            .expect("two trials")
+            .with_stack(Stack {
+                weights: weights.clone(),
+                bias: bias.clone(),
+            })
+            .expect("a valid stacker");
+        let got = stacked.predict_table(&table, &shared).expect("predicts");
+        for r in 0..table.n_rows() {
+            let logits: Vec<f64> = (0..7)
+                .map(|c| {
+                    bias[c]
+                        + 0.8 * by_hand[0][[r, c]].max(STACK_CLIP).ln()
+                        + 0.4 * by_hand[1][[r, c]].max(STACK_CLIP).ln()
+                })
+                .collect();
+            let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+            let s: f64 = e.iter().sum();
+            for k in 0..7 {
+                assert!((got[[r, k]] - e[k] / s).abs() < 1e-12, "row {r} class {k}");
+            }
+        }
+        // As a bundle: member preprocessors are files of their own, checksummed; the bundle
+        // predicts raw rows the same way after a round trip.
+        let (mut b, _) = bundle(dir.path());
+        b.preprocessor = shared.clone();
+        b.model = AnyModel::Ensemble(stacked);
+        b.meta.family = "ensemble".into();
+        let out = dir.path().join("checkpoints/folds");
+        b.save(&out).expect("saves");
+        let back = Bundle::load(&out).expect("loads");
+        assert!(back.meta.files.contains_key("member-1.preprocessor.json"));
+        assert_eq!(back.predict_proba(&table).expect("predicts"), got);
+
+        // Bad shapes are refused, naming the problem.
+        let e = EnsembleModel::new(members.clone(), vec![1.0; 7])
+            .expect("valid")
+            .with_folds(pres.clone(), vec![1, 1])
+            .expect_err("groups from 0");
+        assert!(e.to_string().contains("group 1"), "{e}");
+        let e = EnsembleModel::new(members, vec![1.0; 7])
+            .expect("valid")
+            .with_stack(Stack {
+                weights: vec![0.0; 3],
+                bias: vec![0.0; 7],
+            })
+            .expect_err("wrong size");
+        assert!(e.to_string().contains("3 weights"), "{e}");
     }
 }

@@ -3,7 +3,9 @@
 
 use std::io::Read as _;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -18,6 +20,47 @@ pub const MAX_TAGS_PER_BATCH: usize = 100;
 /// MLflow's longest param value (longer values are cut, with a warning).
 pub const MAX_PARAM_VALUE_LEN: usize = 6000;
 
+/// How long MLflow calls may take. A server that accepts connections but never answers once
+/// held a finished sweep for 218 s (a 60 s limit per attempt, three attempts, per call); every
+/// call is now bounded by `call`, retries included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting (TCP and TLS). Default 3 s.
+    pub connect: Duration,
+    /// From the request sent to the answer's headers. Default 10 s.
+    pub response: Duration,
+    /// One call with all its attempts and back-offs (also the most one attempt may take,
+    /// body included). Default 30 s.
+    pub call: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(3),
+            response: Duration::from_secs(10),
+            call: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Stops a client's calls (and the sink using it) early: set on SIGTERM/SIGINT so a process
+/// never waits on MLflow to exit. Shared by clones.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Cancels: calls in progress give up at their next retry, new calls fail at once.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// A connection to one MLflow tracking server.
 #[derive(Clone)]
 pub struct MlflowClient {
@@ -25,6 +68,8 @@ pub struct MlflowClient {
     agent: ureq::Agent,
     attempts: u32,
     backoff: Duration,
+    timeouts: Timeouts,
+    cancel: Cancel,
 }
 
 impl std::fmt::Debug for MlflowClient {
@@ -103,6 +148,17 @@ impl MlflowVersion {
     }
 }
 
+/// An HTTP agent with `timeouts` (status codes are answers, not errors).
+fn agent(timeouts: Timeouts) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(timeouts.connect))
+        .timeout_recv_response(Some(timeouts.response))
+        .timeout_global(Some(timeouts.call))
+        .build()
+        .into()
+}
+
 /// Percent-encodes one path segment of an artifact URL.
 fn encode_segment(segment: &str) -> String {
     let mut out = String::new();
@@ -117,7 +173,8 @@ fn encode_segment(segment: &str) -> String {
 }
 
 impl MlflowClient {
-    /// A client of the server at `uri` (`http://host:port`), with 3 attempts per call.
+    /// A client of the server at `uri` (`http://host:port`), with 3 attempts per call and the
+    /// default [`Timeouts`].
     pub fn new(uri: &str) -> Result<Self> {
         let base = uri.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
@@ -126,18 +183,40 @@ impl MlflowClient {
                 message: "an MLflow tracking URI must start with http:// or https://".into(),
             });
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(3)))
-            .timeout_global(Some(Duration::from_mins(1)))
-            .build()
-            .into();
+        let timeouts = Timeouts::default();
         Ok(Self {
             base,
-            agent,
+            agent: agent(timeouts),
             attempts: 3,
             backoff: Duration::from_millis(200),
+            timeouts,
+            cancel: Cancel::default(),
         })
+    }
+
+    /// Sets how long calls may take.
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self.agent = agent(timeouts);
+        self
+    }
+
+    /// The timeouts in effect.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// Uses `cancel` to stop calls early (shared with whoever cancels).
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// The client's cancel switch.
+    pub fn cancel_handle(&self) -> Cancel {
+        self.cancel.clone()
     }
 
     /// Sets the attempts per call (at least 1) and the first back-off (doubled each retry).
@@ -214,9 +293,20 @@ impl MlflowClient {
     ) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.base);
         let endpoint = format!("{method} {path}");
+        let started = Instant::now();
+        let deadline = started + self.timeouts.call;
         let mut wait = self.backoff;
         let mut last = String::new();
+        let mut tried = 0;
         for attempt in 1..=self.attempts {
+            if self.cancel.is_cancelled() {
+                last = "cancelled".into();
+                break;
+            }
+            if attempt > 1 && Instant::now() >= deadline {
+                break;
+            }
+            tried = attempt;
             match self.send_once(method, &url, query, body.clone(), content_type) {
                 Ok((status, bytes)) if (200..300).contains(&status) => return Ok(bytes),
                 Ok((status, bytes)) => {
@@ -247,15 +337,22 @@ impl MlflowClient {
                 Err(transport) => last = transport,
             }
             if attempt < self.attempts {
-                std::thread::sleep(wait);
+                // Back off, but never past the call's deadline, and stop at once when
+                // cancelled.
+                let until = (Instant::now() + wait).min(deadline);
+                while Instant::now() < until && !self.cancel.is_cancelled() {
+                    std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
+                }
                 wait *= 2;
             }
         }
         Err(TrackError::Mlflow {
             endpoint,
             message: format!(
-                "{last} (server {} unreachable after {} attempts)",
-                self.base, self.attempts
+                "{last} (server {} unreachable after {tried} attempt(s) in {:.1} s; limit {:?} per call)",
+                self.base,
+                started.elapsed().as_secs_f64(),
+                self.timeouts.call
             ),
             code: None,
             unavailable: true,
@@ -670,7 +767,7 @@ pub(crate) fn model_aliases(model: &Value) -> std::collections::BTreeMap<String,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -689,6 +786,89 @@ mod tests {
         assert!(err.to_string().contains("--serve-artifacts"));
     }
 
+    /// A server that accepts connections and never answers; the sockets stay open until the
+    /// listener's thread is dropped with the test.
+    pub(crate) fn silent_server() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(s) => held.push(s),
+                    Err(_) => return,
+                }
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn a_server_that_never_answers_costs_one_call_deadline() {
+        assert_eq!(
+            Timeouts::default(),
+            Timeouts {
+                connect: Duration::from_secs(3),
+                response: Duration::from_secs(10),
+                call: Duration::from_secs(30),
+            }
+        );
+        let client = MlflowClient::new(&silent_server())
+            .expect("client")
+            .with_timeouts(Timeouts {
+                connect: Duration::from_secs(1),
+                response: Duration::from_millis(300),
+                call: Duration::from_secs(1),
+            });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        let worker = client.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(worker.experiment_id("x"));
+        });
+        // Before the timeouts: 3 attempts of up to 60 s each.
+        let result = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the call returns within its deadline");
+        let err = result.expect_err("no answer");
+        assert!(err.is_unavailable(), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.to_string().contains("limit 1s per call"), "{err}");
+    }
+
+    #[test]
+    fn a_cancelled_client_stops_retrying_at_once() {
+        let client = MlflowClient::new(&silent_server())
+            .expect("client")
+            .with_retries(5, Duration::from_secs(5))
+            .with_timeouts(Timeouts {
+                connect: Duration::from_secs(1),
+                response: Duration::from_millis(200),
+                call: Duration::from_mins(1),
+            });
+        let cancel = client.cancel_handle();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(client.experiment_id("x"));
+        });
+        std::thread::sleep(Duration::from_millis(400));
+        let started = Instant::now();
+        cancel.cancel();
+        let result = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the call stops soon after the cancel");
+        assert!(result.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
     #[test]
     fn a_uri_must_be_http() {
         let err = MlflowClient::new("localhost:5000").expect_err("no scheme");
@@ -704,7 +884,7 @@ mod tests {
         let err = client.experiment_id("x").expect_err("dead");
         let text = err.to_string();
         assert!(
-            text.contains("127.0.0.1:9") && text.contains("2 attempts"),
+            text.contains("127.0.0.1:9") && text.contains("2 attempt(s)"),
             "{text}"
         );
     }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Result, TrackError};
-use crate::mlflow::client::{MAX_PARAM_VALUE_LEN, MlflowClient};
+use crate::mlflow::client::{Cancel, MAX_PARAM_VALUE_LEN, MlflowClient};
 use crate::tracker::{RunSink, RunSpec, RunStatus, Tracker, now_millis, param_text};
 
 /// Messages queued before the sink starts dropping (and warns once).
@@ -69,6 +69,7 @@ pub struct Mlflow {
     tx: SyncSender<Msg>,
     shared: Arc<Shared>,
     next_key: AtomicU64,
+    cancel: Cancel,
 }
 
 impl std::fmt::Debug for Mlflow {
@@ -91,6 +92,7 @@ impl Mlflow {
         let (tx, rx) = mpsc::sync_channel(queue.max(1));
         let shared = Arc::new(Shared::default());
         let uri = client.uri().to_owned();
+        let cancel = client.cancel_handle();
         let worker = Worker {
             client,
             shared: shared.clone(),
@@ -106,6 +108,7 @@ impl Mlflow {
             tx,
             shared,
             next_key: AtomicU64::new(0),
+            cancel,
         })
     }
 
@@ -178,6 +181,11 @@ impl Tracker for Mlflow {
             tx: self.tx.clone(),
             shared: self.shared.clone(),
         }))
+    }
+
+    fn cancel(&self) {
+        self.cancel.cancel();
+        self.shared.down.store(true, Ordering::Relaxed);
     }
 
     fn flush(&self, timeout: Duration) -> Result<()> {
@@ -323,8 +331,9 @@ impl Worker {
         }
     }
 
+    /// Unreachable or cancelled: MLflow work is dropped.
     fn down(&self) -> bool {
-        self.shared.down.load(Ordering::Relaxed)
+        self.shared.down.load(Ordering::Relaxed) || self.client.cancel_handle().is_cancelled()
     }
 
     /// Records a failure: an unreachable server takes the sink down (warned once); a refused
@@ -513,6 +522,43 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_silent_server_is_left_behind_at_the_flush_deadline_and_on_cancel() {
+        let client = MlflowClient::new(&crate::mlflow::client::tests::silent_server())
+            .expect("client")
+            .with_timeouts(crate::mlflow::Timeouts {
+                connect: Duration::from_secs(1),
+                response: Duration::from_secs(5),
+                call: Duration::from_secs(20),
+            });
+        let sink = Mlflow::with_client(client, 64).expect("sink");
+        for trial in 0..3 {
+            let mut run = sink
+                .start_run(&RunSpec::new("e", format!("t{trial}")))
+                .expect("start");
+            run.log_metrics(0, &[("a", 1.0)]).expect("queued");
+            run.end(RunStatus::Finished).expect("queued");
+        }
+        // The final flush has a deadline, whatever the server does.
+        let started = Instant::now();
+        assert!(sink.flush(Duration::from_millis(500)).is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Cancelled (SIGTERM): the sender gives up its call and every later flush is quick.
+        sink.cancel();
+        let started = Instant::now();
+        let _ = sink.flush(Duration::from_secs(15));
+        assert!(
+            started.elapsed() < Duration::from_secs(7),
+            "flush after cancel took {:?}",
+            started.elapsed()
+        );
+        assert!(sink.is_down());
+    }
 
     #[test]
     fn a_dead_server_never_blocks_and_flush_reports_it() {

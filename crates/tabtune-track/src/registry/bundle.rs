@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
-use tabtune_features::io::sha256_file;
+use tabtune_features::io::{ManifestCheck, check_manifest, sha256_file};
 
 use crate::error::{Result, TrackError};
 
@@ -29,7 +30,8 @@ pub struct BundleInfo {
 }
 
 impl BundleInfo {
-    /// Reads `dir/bundle.json`.
+    /// Reads `dir/bundle.json` and checks its own checksum (see [`verify_bundle`] for the
+    /// files).
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(BUNDLE_FILE);
         let text = std::fs::read(&path).map_err(|e| {
@@ -43,23 +45,88 @@ impl BundleInfo {
         if value.get("format").and_then(serde_json::Value::as_str) != Some(BUNDLE_FORMAT) {
             return Err(TrackError::bundle(&path, format!("not a {BUNDLE_FORMAT}")));
         }
+        // Its own checksum: an edited metric must not steer promotion.
+        if check_manifest(&value).map_err(|e| TrackError::bundle(&path, e))?
+            == ManifestCheck::Absent
+        {
+            tracing::warn!(
+                "{}: has no manifest_sha256 (written by an older tabtune): edits to its metrics \
+                 cannot be detected; export the model again to add one",
+                path.display()
+            );
+        }
         serde_json::from_value(value)
             .map_err(|e| TrackError::bundle(&path, format!("invalid: {e}")))
     }
 }
 
-/// Reads `bundle.json` and checks the sha256 of every file it lists, naming the first file
-/// that does not match.
+/// A full load of a bundle folder (the caller's: `tabtune_models::bundle::Bundle::load`, which
+/// this crate must not depend on), returning why it does not load. A registry with one never
+/// registers a bundle that does not load, nor moves an alias to such a version.
+pub type LoadCheck = Arc<dyn Fn(&Path) -> std::result::Result<(), String> + Send + Sync>;
+
+/// Runs `check` on `dir`, as a bundle error naming the folder.
+pub(crate) fn load_checked(check: Option<&LoadCheck>, dir: &Path) -> Result<()> {
+    match check {
+        Some(check) => check(dir).map_err(|message| {
+            TrackError::bundle(dir, format!("does not load ({message}); refusing it"))
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The file must be a regular file, not a symbolic link (a link to `/etc/passwd` was once
+/// copied into the registry) nor anything else.
+pub(crate) fn regular_file(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => Err(TrackError::bundle(
+            path,
+            "is a symbolic link; a bundle's files must be regular files inside its folder",
+        )),
+        Ok(_) => Err(TrackError::bundle(
+            path,
+            "is not a regular file; a bundle's files must be regular files inside its folder",
+        )),
+        Err(e) => Err(TrackError::bundle(
+            path,
+            format!("cannot read ({e}); expected a bundle folder written by tabtune"),
+        )),
+    }
+}
+
+/// The files of a bundle folder: `bundle.json` and every file it lists.
+pub(crate) fn bundle_files(info: &BundleInfo) -> Vec<String> {
+    std::iter::once(BUNDLE_FILE.to_owned())
+        .chain(info.files.keys().cloned())
+        .collect()
+}
+
+/// Reads `bundle.json` and checks it and the files it lists: `bundle.json`'s own checksum
+/// (`manifest_sha256`; a bundle written before it existed is accepted with a warning), every
+/// file a regular file in the folder (not a symbolic link) whose sha256 matches. Names the first
+/// file that does not pass.
 pub fn verify_bundle(dir: &Path) -> Result<BundleInfo> {
+    let meta_path = dir.join(BUNDLE_FILE);
+    regular_file(&meta_path)?;
     let info = BundleInfo::read(dir)?;
     for (file, expected) in &info.files {
-        if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+        if file.contains('/')
+            || file.contains('\\')
+            || file.starts_with('.')
+            || file.is_empty()
+            || file == BUNDLE_FILE
+        {
             return Err(TrackError::bundle(
                 dir.join(BUNDLE_FILE),
-                format!("lists a file outside the bundle folder: {file}"),
+                format!(
+                    "lists a file outside the bundle folder: {}",
+                    tabtune_features::text::clip(file)
+                ),
             ));
         }
         let path = dir.join(file);
+        regular_file(&path)?;
         let actual = sha256_file(&path).map_err(|e| TrackError::bundle(&path, e.to_string()))?;
         if &actual != expected {
             return Err(TrackError::bundle(
@@ -102,6 +169,41 @@ pub(crate) mod tests {
             text.contains("model.json") && text.contains("does not match"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_edited_manifest_and_symlinked_files_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("b");
+        fake_bundle(&dir, 0.5);
+        let path = dir.join(BUNDLE_FILE);
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        tabtune_features::io::seal_manifest(&mut meta);
+        std::fs::write(&path, meta.to_string()).expect("write");
+        verify_bundle(&dir).expect("sealed and intact");
+        // Steering promotion: a better score typed into bundle.json.
+        meta["metrics"]["cv_accuracy_mean"] = serde_json::json!(0.999);
+        std::fs::write(&path, meta.to_string()).expect("write");
+        let err = verify_bundle(&dir).expect_err("edited").to_string();
+        assert!(
+            err.contains("bundle.json") && err.contains("edited"),
+            "{err}"
+        );
+        #[cfg(unix)]
+        {
+            fake_bundle(&dir, 0.5);
+            // model.json -> a file outside the folder with the same checksum.
+            let outside = tmp.path().join("passwd");
+            std::fs::copy(dir.join("model.json"), &outside).expect("copy");
+            std::fs::remove_file(dir.join("model.json")).expect("rm");
+            std::os::unix::fs::symlink(&outside, dir.join("model.json")).expect("link");
+            let err = verify_bundle(&dir).expect_err("link").to_string();
+            assert!(
+                err.contains("model.json") && err.contains("symbolic link"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::bundle::{BUNDLE_FILE, verify_bundle};
+use super::bundle::{BUNDLE_FILE, LoadCheck, bundle_files, load_checked, verify_bundle};
 use super::{ModelVersion, RegisteredModel, Registry, check_alias, check_model_name};
 use crate::error::{Result, TrackError};
 use crate::local::safe_name;
@@ -28,10 +28,21 @@ const BUNDLE_TAG: &str = "tabtune.bundle";
 const ARTIFACT: &str = "bundle";
 
 /// MLflow's model registry on one server.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MlflowRegistry {
     client: MlflowClient,
     cache: PathBuf,
+    load_check: Option<LoadCheck>,
+}
+
+impl std::fmt::Debug for MlflowRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlflowRegistry")
+            .field("client", &self.client)
+            .field("cache", &self.cache)
+            .field("load_check", &self.load_check.is_some())
+            .finish()
+    }
 }
 
 impl MlflowRegistry {
@@ -40,7 +51,23 @@ impl MlflowRegistry {
         Ok(Self {
             client: MlflowClient::new(uri)?,
             cache: cache.into(),
+            load_check: None,
         })
+    }
+
+    /// Loads every bundle fully before registering it and every version (downloaded) before an
+    /// alias moves to it (`check` is the caller's bundle loader).
+    #[must_use]
+    pub fn with_load_check(mut self, check: LoadCheck) -> Self {
+        self.load_check = Some(check);
+        self
+    }
+
+    /// Uses `client` (its timeouts, retries and cancel switch).
+    #[must_use]
+    pub fn with_client(mut self, client: MlflowClient) -> Self {
+        self.client = client;
+        self
     }
 
     /// The client (for reading runs back).
@@ -142,6 +169,7 @@ impl Registry for MlflowRegistry {
     ) -> Result<ModelVersion> {
         check_model_name(name)?;
         let info = verify_bundle(bundle)?;
+        load_checked(self.load_check.as_ref(), bundle)?;
         let experiment = self.client.experiment_id(REGISTRY_EXPERIMENT)?;
         let run_tags = vec![
             ("tabtune.model".to_owned(), name.to_owned()),
@@ -161,8 +189,15 @@ impl Registry for MlflowRegistry {
             .map(|(k, v)| (k.clone(), *v, now, 0))
             .collect();
         self.client.log_batch(&run_id, &metrics, &[], &[])?;
-        self.client
-            .upload_artifact(&artifact_uri, ARTIFACT, bundle)?;
+        // Only the bundle's own files (each a regular file, checked above), nothing else in
+        // the folder.
+        for file in bundle_files(&info) {
+            self.client.upload_artifact(
+                &artifact_uri,
+                &format!("{ARTIFACT}/{file}"),
+                &bundle.join(&file),
+            )?;
+        }
         self.client.end_run(&run_id, "FINISHED", now_millis())?;
         self.client.create_registered_model(name)?;
         let mut version_tags: Vec<(String, String)> =
@@ -183,6 +218,11 @@ impl Registry for MlflowRegistry {
 
     fn set_alias(&self, name: &str, alias: &str, version: u64) -> Result<()> {
         check_alias(alias)?;
+        if self.load_check.is_some() {
+            // Never point an alias at a version that does not load.
+            let dir = self.bundle_dir(name, version)?;
+            load_checked(self.load_check.as_ref(), &dir)?;
+        }
         self.client
             .set_alias(name, alias, version)
             .map_err(|e| self.map_missing(e, format!("version {version} of model {name:?}")))

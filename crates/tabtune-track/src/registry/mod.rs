@@ -3,19 +3,28 @@
 //! references resolved to a bundle folder on this machine. Two backends: [`LocalRegistry`] (a
 //! folder, default `checkpoints/registry`) and [`MlflowRegistry`] (MLflow's model registry,
 //! bundles stored as run artifacts through the server's artifact proxy).
+//!
+//! Safety: only `bundle.json` and the files it lists are registered, each a regular file (a
+//! symbolic link is refused) matching its checksum, `bundle.json` matching its own; with a
+//! [`LoadCheck`] (the caller's full bundle load) a bundle that does not load is never
+//! registered, and an alias is never moved to a version that does not load.
 
 mod bundle;
 mod local;
 mod mlflow;
+mod resolve;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use bundle::{BundleInfo, verify_bundle};
+pub use bundle::{BundleInfo, LoadCheck, verify_bundle};
 pub use local::{DEFAULT_REGISTRY_DIR, LocalRegistry};
 pub use mlflow::{DEFAULT_CACHE_DIR, MlflowRegistry, REGISTRY_EXPERIMENT};
+pub use resolve::{
+    TABTUNE_MODEL_CACHE, TABTUNE_REGISTRY_DIR, open_registry, resolve_model, tracking_uri,
+};
 
 use crate::error::{Result, TrackError};
 
@@ -123,25 +132,8 @@ impl ModelRef {
     }
 }
 
-/// Whether a larger or a smaller score is better.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Larger is better (accuracy).
-    Maximize,
-    /// Smaller is better (log loss).
-    Minimize,
-}
-
-impl Direction {
-    /// Whether `new` strictly beats `old`.
-    pub fn beats(self, new: f64, old: f64) -> bool {
-        match self {
-            Self::Maximize => new > old,
-            Self::Minimize => new < old,
-        }
-    }
-}
+/// Whether a larger or a smaller score is better (the workspace's one `Direction`).
+pub use tabtune_features::Direction;
 
 /// One registered version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -334,6 +326,18 @@ pub fn register_and_maybe_promote(
     metric: &str,
     direction: Direction,
 ) -> Result<(ModelVersion, Promotion)> {
+    register_tagged_and_maybe_promote(registry, name, bundle, &BTreeMap::new(), metric, direction)
+}
+
+/// [`register_and_maybe_promote`] with version `tags`.
+pub fn register_tagged_and_maybe_promote(
+    registry: &dyn Registry,
+    name: &str,
+    bundle: &Path,
+    tags: &BTreeMap<String, String>,
+    metric: &str,
+    direction: Direction,
+) -> Result<(ModelVersion, Promotion)> {
     let info = BundleInfo::read(bundle)?;
     if !info.metrics.contains_key(metric) {
         return Err(TrackError::bundle(
@@ -344,7 +348,7 @@ pub fn register_and_maybe_promote(
             ),
         ));
     }
-    let version = registry.register(name, bundle, &BTreeMap::new())?;
+    let version = registry.register(name, bundle, tags)?;
     let promotion =
         registry.promote_if_better(name, CHAMPION, version.version, metric, direction)?;
     if promotion.promoted {

@@ -311,3 +311,65 @@ fn a_server_that_dies_mid_run_never_stops_training() {
             .all(|r| r.status == RunStatus::Finished && r.metrics.len() == 20)
     );
 }
+
+#[test]
+fn bundles_that_do_not_load_are_neither_registered_nor_aliased() {
+    let Some(uri) = tracking_uri() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The stand-in for the caller's full bundle load: model.json is JSON with an `acc`.
+    let check: tabtune_track::registry::LoadCheck = std::sync::Arc::new(|dir: &std::path::Path| {
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join("model.json")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("model.json: {e}"))?;
+        v.get("acc")
+            .map(|_| ())
+            .ok_or_else(|| "model.json has no acc".to_owned())
+    });
+    let plain = MlflowRegistry::new(&uri, tmp.path().join("cache")).expect("registry");
+    let checked = plain.clone().with_load_check(check);
+    let name = unique("guarded");
+    let good = tmp.path().join("good");
+    fake_bundle(&good, 0.8);
+    register_and_maybe_promote(
+        &checked,
+        &name,
+        &good,
+        "cv_accuracy_mean",
+        Direction::Maximize,
+    )
+    .expect("registers");
+    // A truncated model claiming 0.999, checksums recomputed.
+    let bad = tmp.path().join("bad");
+    fake_bundle(&bad, 0.999);
+    std::fs::write(bad.join("model.json"), "{\"ac").expect("truncate");
+    let meta_path = bad.join("bundle.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).expect("read")).expect("json");
+    meta["files"]["model.json"] =
+        json!(tabtune_features::io::sha256_file(&bad.join("model.json")).expect("sha"));
+    std::fs::write(&meta_path, meta.to_string()).expect("write");
+    let err = register_and_maybe_promote(
+        &checked,
+        &name,
+        &bad,
+        "cv_accuracy_mean",
+        Direction::Maximize,
+    )
+    .expect_err("does not load")
+    .to_string();
+    assert!(err.contains("does not load"), "{err}");
+    assert_eq!(checked.model(&name).expect("model").versions.len(), 1);
+    // Registered by a registry that does not load bundles (an older tabtune): no alias moves
+    // to it through one that does.
+    let version = plain
+        .register(&name, &bad, &BTreeMap::new())
+        .expect("registered unchecked");
+    let err = checked
+        .set_alias(&name, CHAMPION, version.version)
+        .expect_err("does not load")
+        .to_string();
+    assert!(err.contains("does not load"), "{err}");
+    let model = checked.model(&name).expect("model");
+    assert_eq!(model.aliases[CHAMPION], 1);
+}

@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use ndarray::Array2;
 use tabtune_features::{Fold, KFold, Preprocessor, PreprocessorSpec, Table};
-use tabtune_models::gbdt::Control;
+use tabtune_models::metrics::Control;
 use tabtune_models::nn::{NeuralModel, NeuralParams};
 
 use super::device::DeviceChoice;
 use super::population::{EpochMetrics, Member, PopulationData, block, train_population};
-use crate::cv::{CvReport, FoldResult};
+use crate::cv::{CvReport, FoldModel, FoldResult};
 use crate::error::{Result, TrainError};
+use tabtune_models::AnyModel;
 
 /// Cross-validates a neural model (see the module docs). `on_epoch(fold_index, metrics)` sees
 /// every fold's epochs; `on_fold` is called for each fold once training ends.
@@ -27,38 +28,35 @@ pub fn cross_validate_neural(
     on_epoch: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
 ) -> Result<CvReport> {
     let start = Instant::now();
-    let labels = table.target.as_ref().ok_or_else(|| {
-        TrainError::Invalid(format!(
-            "{}: training needs the target column",
-            table.source.display()
-        ))
+    let labels = table.target.as_ref().ok_or_else(|| TrainError::NoTarget {
+        path: table.source.clone(),
     })?;
     params.check()?;
     let n_classes = spec.schema().classes().len();
-    let folds = kfold.split(labels, n_classes)?;
+    let folds = kfold.split_with_extra(labels, n_classes, table.train_only)?;
     // One data block per fold: that fold's preprocessor applied to every row.
     let mut blocks = Vec::with_capacity(folds.len());
+    let mut pres = Vec::with_capacity(folds.len());
     let mut names: Option<Vec<String>> = None;
     let mut same_features = true;
     for fold in &folds {
         if fold.train.is_empty() || fold.valid.is_empty() {
-            return Err(TrainError::Invalid(format!(
-                "repeat {}, fold {}: empty {} rows",
-                fold.repeat,
-                fold.fold,
-                if fold.train.is_empty() {
+            return Err(TrainError::EmptyFold {
+                repeat: fold.repeat,
+                fold: fold.fold,
+                part: if fold.train.is_empty() {
                     "training"
                 } else {
                     "validation"
-                }
-            )));
+                },
+            });
         }
         let pre = spec.fit(&table.select_rows(&fold.train))?;
         let m = pre.transform(table)?;
+        pres.push(pre);
         let y = m.target.as_deref().expect("the table has the target");
-        let b = block(&m.names, m.values.view(), y).map_err(|e| {
-            TrainError::Invalid(format!("repeat {}, fold {}: {e}", fold.repeat, fold.fold))
-        })?;
+        let b = block(&m.names, m.values.view(), y)
+            .map_err(|e| TrainError::fold(fold.repeat, fold.fold, e))?;
         match &names {
             None => names = Some(m.names.clone()),
             Some(n) => same_features &= *n == m.names,
@@ -108,8 +106,8 @@ pub fn cross_validate_neural(
         all
     };
     let seconds_each = start.elapsed().as_secs_f64() / folds.len() as f64;
-    let mut oof = Array2::<f64>::zeros((table.n_rows(), n_classes));
-    let mut oof_fold = vec![0usize; table.n_rows()];
+    let mut oof = Array2::<f64>::zeros((table.n_main(), n_classes));
+    let mut oof_fold = vec![0usize; table.n_main()];
     let mut fold_results = Vec::with_capacity(folds.len());
     for (fold, r) in folds.iter().zip(&results) {
         for (k, &row) in fold.valid.iter().enumerate() {
@@ -133,7 +131,7 @@ pub fn cross_validate_neural(
         on_fold(&result);
         fold_results.push(result);
     }
-    Ok(CvReport::from_folds(
+    let mut report = CvReport::from_folds(
         fold_results,
         start.elapsed().as_secs_f64(),
         oof,
@@ -141,7 +139,19 @@ pub fn cross_validate_neural(
         spec.schema().classes().to_vec(),
         Vec::new(),
         device.name.clone(),
-    ))
+    );
+    report.models = folds
+        .iter()
+        .zip(pres)
+        .zip(results)
+        .map(|((fold, preprocessor), r)| FoldModel {
+            repeat: fold.repeat,
+            fold: fold.fold,
+            preprocessor,
+            model: AnyModel::Neural(r.model),
+        })
+        .collect();
+    Ok(report)
 }
 
 /// Fits the preprocessor and a neural model on every row of `table` for `params.epochs` epochs
@@ -157,11 +167,8 @@ pub fn fit_all_neural(
     let n_classes = spec.schema().classes().len();
     let pre = spec.fit(table)?;
     let m = pre.transform(table)?;
-    let y = m.target.as_deref().ok_or_else(|| {
-        TrainError::Invalid(format!(
-            "{}: training needs the target column",
-            table.source.display()
-        ))
+    let y = m.target.as_deref().ok_or_else(|| TrainError::NoTarget {
+        path: table.source.clone(),
     })?;
     let data = PopulationData::single(&m.names, n_classes, m.values.view(), y)?;
     let member = Member {

@@ -39,16 +39,18 @@ impl DeviceRequest {
         }
         if let Some(index) = t.strip_prefix("cuda:") {
             // `cuda:N,M` (several devices) is for sweeps; one training run uses one device.
-            return index.parse().map(Self::Cuda).map_err(|_| {
-                TrainError::Invalid(format!(
-                    "--device {text}: expected cuda:N with a device index N ≥ 0 (one device per \
-                     training run)"
-                ))
-            });
+            return index
+                .parse()
+                .map(Self::Cuda)
+                .map_err(|_| TrainError::DeviceRequest {
+                    value: text.to_owned(),
+                    expected: "cuda:N with a device index N ≥ 0 (one device per training run)",
+                });
         }
-        Err(TrainError::Invalid(format!(
-            "--device {text}: expected auto, cpu, wgpu, cuda or cuda:N"
-        )))
+        Err(TrainError::DeviceRequest {
+            value: text.to_owned(),
+            expected: "auto, cpu, wgpu, cuda or cuda:N",
+        })
     }
 }
 
@@ -121,11 +123,14 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                 reason: "requested".to_owned(),
                 checkpoints: false,
             }),
-            Ok(cards) => Err(TrainError::Invalid(format!(
-                "--device cuda:{i}: this machine has {} CUDA device(s)",
-                cards.len()
-            ))),
-            Err(why) => Err(TrainError::Invalid(format!("--device cuda:{i}: {why}"))),
+            Ok(cards) => Err(TrainError::NoSuchCudaDevice {
+                index: i,
+                found: cards.len(),
+            }),
+            Err(why) => Err(TrainError::DeviceUnavailable {
+                device: format!("cuda:{i}"),
+                reason: why.clone(),
+            }),
         },
         DeviceRequest::Wgpu => match &probe.wgpu {
             Ok((name, cpu)) => Ok(DeviceChoice {
@@ -139,7 +144,10 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                 },
                 checkpoints: false,
             }),
-            Err(why) => Err(TrainError::Invalid(format!("--device wgpu: {why}"))),
+            Err(why) => Err(TrainError::DeviceUnavailable {
+                device: "wgpu".to_owned(),
+                reason: why.clone(),
+            }),
         },
         DeviceRequest::Auto => {
             let cuda_why = match &probe.cuda {
@@ -274,10 +282,9 @@ pub fn dispatch<J: BackendJob>(choice: &DeviceChoice, job: J) -> Result<J::Outpu
                 .run::<Autodiff<burn::backend::Cuda>>(burn::backend::cuda::CudaDevice { index: i }))
         }
         #[allow(unreachable_patterns)]
-        _ => Err(TrainError::Invalid(format!(
-            "device {} is not built into this tabtune (cargo features `wgpu` / `cuda`)",
-            choice.name
-        ))),
+        _ => Err(TrainError::DeviceNotBuilt {
+            device: choice.name.clone(),
+        }),
     }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! The per-epoch hook `on_epoch(member, &EpochMetrics) -> Control` is how a tuner reads
 //! intermediate values and prunes: it is called after each epoch of each member still training,
-//! and [`Control::Stop`] masks that member out of the remaining epochs (its best weights are kept).
+//! and [`Control::Stop`](tabtune_models::metrics::Control::Stop) masks that member out of the remaining epochs (its best weights are kept).
 
 mod cv;
 pub mod device;
@@ -21,7 +21,6 @@ pub use device::{DeviceChoice, DeviceRequest};
 pub use population::{
     DataBlock, EpochMetrics, Member, MemberResult, PopulationData, StopReason, train_population,
 };
-pub use tabtune_models::gbdt::Control;
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use tabtune_features::rng::SplitMix64;
-use tabtune_models::gbdt::Control;
+use tabtune_models::metrics::Control;
 use tabtune_models::nn::{
     BATCH_NORM_MOMENTUM, BatchRows, BatchStats, DropoutKey, DropoutLayout, DropoutMasks, Masks,
     NamedTensor, NetShape, NeuralModel, NeuralParams, Norm, Role, forward, forward_with_stats,
@@ -78,11 +78,14 @@ pub(crate) fn block(
     labels: &[u32],
 ) -> Result<DataBlock> {
     if let Some(((row, col), v)) = values.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(TrainError::Invalid(format!(
-            "row {row}, feature `{}`: value {v} is not finite; neural models need finite inputs \
-             (impute or drop missing values first)",
-            feature_names.get(col).map_or("?", String::as_str)
-        )));
+        return Err(TrainError::NotFinite {
+            row,
+            feature: feature_names
+                .get(col)
+                .map_or("?", String::as_str)
+                .to_owned(),
+            value: *v,
+        });
     }
     let mut x = Vec::with_capacity(values.len());
     for row in values.rows() {
@@ -206,22 +209,21 @@ pub(crate) fn train_population_with(
 }
 
 fn validate(data: &PopulationData, members: &[Member]) -> Result<()> {
-    let first = members
-        .first()
-        .ok_or_else(|| TrainError::Invalid("a population needs at least one member".into()))?;
+    let first = members.first().ok_or(TrainError::EmptyPopulation)?;
     if data.n_classes < 2 {
-        return Err(TrainError::Invalid(format!(
-            "a classifier needs at least 2 classes, got {}",
-            data.n_classes
-        )));
+        return Err(TrainError::TooFewClasses {
+            n_classes: data.n_classes,
+        });
     }
     for (b, block) in data.blocks.iter().enumerate() {
         if block.x.len() != data.n_rows * data.feature_names.len() || block.y.len() != data.n_rows {
-            return Err(TrainError::Invalid(format!(
-                "data block {b} does not have {} rows of {} features",
-                data.n_rows,
-                data.feature_names.len()
-            )));
+            return Err(TrainError::BlockShape {
+                block: b,
+                rows: data.n_rows,
+                features: data.feature_names.len(),
+                values: block.x.len(),
+                labels: block.y.len(),
+            });
         }
         if let Some((row, y)) = block
             .y
@@ -229,34 +231,31 @@ fn validate(data: &PopulationData, members: &[Member]) -> Result<()> {
             .enumerate()
             .find(|(_, y)| **y as usize >= data.n_classes)
         {
-            return Err(TrainError::Invalid(format!(
-                "data block {b}, row {row}: label {y} is not below {} classes",
-                data.n_classes
-            )));
+            return Err(TrainError::BlockLabel {
+                block: b,
+                row,
+                label: *y,
+                n_classes: data.n_classes,
+            });
         }
     }
     for (m, member) in members.iter().enumerate() {
         member
             .params
             .check()
-            .map_err(|e| TrainError::Invalid(format!("population member {m}: {e}")))?;
+            .map_err(|source| TrainError::MemberParams { member: m, source })?;
         if !first.params.stack_compatible(&member.params) {
-            return Err(TrainError::Invalid(format!(
-                "population member {m}: its architecture, epochs, batch size or schedule differs \
-                 from member 0's; only learning_rate, weight_decay, dropout, label_smoothing, \
-                 clip_norm, patience, frequency_scale, seed and width may differ"
-            )));
+            return Err(TrainError::MemberIncompatible { member: m });
         }
         if member.block >= data.blocks.len() {
-            return Err(TrainError::Invalid(format!(
-                "population member {m}: data block {} does not exist",
-                member.block
-            )));
+            return Err(TrainError::MemberBlock {
+                member: m,
+                block: member.block,
+                n_blocks: data.blocks.len(),
+            });
         }
         if member.train_rows.is_empty() {
-            return Err(TrainError::Invalid(format!(
-                "population member {m}: no training rows (an empty fold?)"
-            )));
+            return Err(TrainError::MemberNoRows { member: m });
         }
         if let Some(row) = member
             .train_rows
@@ -264,10 +263,11 @@ fn validate(data: &PopulationData, members: &[Member]) -> Result<()> {
             .chain(&member.valid_rows)
             .find(|&&r| r >= data.n_rows)
         {
-            return Err(TrainError::Invalid(format!(
-                "population member {m}: row {row} is past the data's {} rows",
-                data.n_rows
-            )));
+            return Err(TrainError::MemberRow {
+                member: m,
+                row: *row,
+                n_rows: data.n_rows,
+            });
         }
     }
     Ok(())
@@ -900,12 +900,13 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                 let y = &self.data.blocks[member.block].y;
                 let labels: Vec<u32> = member.valid_rows.iter().map(|&r| y[r]).collect();
                 let pr = std::mem::take(&mut proba[m]);
-                let logloss = tabtune_models::gbdt::log_loss(&pr, &labels, n_classes);
+                let logloss = tabtune_models::metrics::log_loss(&pr, &labels, n_classes);
                 let correct = labels
                     .iter()
                     .enumerate()
                     .filter(|&(i, &l)| {
-                        tabtune_models::gbdt::argmax(&pr[i * n_classes..(i + 1) * n_classes]) == l
+                        tabtune_models::metrics::argmax(&pr[i * n_classes..(i + 1) * n_classes])
+                            == l
                     })
                     .count();
                 Some((logloss, correct as f64 / labels.len() as f64, pr))

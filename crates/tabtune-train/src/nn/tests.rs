@@ -1,6 +1,6 @@
 //! Population training equals separate runs; checkpoints; bad input; CV and bundles end to end.
 
-use tabtune_models::gbdt::Control;
+use tabtune_models::metrics::Control;
 use tabtune_models::nn::{Embedding, NetKind, NeuralModel, NeuralParams, Norm};
 
 use super::device::DeviceChoice;

@@ -8,11 +8,12 @@
 //! alone (within float tolerance): members share nothing but the stack. A trial whose
 //! parameters are invalid fails alone; a population that fails fails only its own trials.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use ndarray::Array2;
 use tabtune_features::{Fold, KFold, PreprocessorSpec, Table};
-use tabtune_models::gbdt::Control;
+use tabtune_models::metrics::Control;
 use tabtune_models::nn::NeuralParams;
 
 use super::device::DeviceChoice;
@@ -59,14 +60,11 @@ pub fn cross_validate_trials(
     on_epoch: &mut dyn FnMut(usize, usize, &EpochMetrics) -> Control,
 ) -> Result<Vec<Result<TrialCv>>> {
     let start = Instant::now();
-    let labels = table.target.as_ref().ok_or_else(|| {
-        TrainError::Invalid(format!(
-            "{}: training needs the target column",
-            table.source.display()
-        ))
+    let labels = table.target.as_ref().ok_or_else(|| TrainError::NoTarget {
+        path: table.source.clone(),
     })?;
     let n_classes = spec.schema().classes().len();
-    let mut folds = kfold.split(labels, n_classes)?;
+    let mut folds = kfold.split_with_extra(labels, n_classes, table.train_only)?;
     folds.truncate(max_folds.max(1));
     let mut out: Vec<Option<Result<TrialCv>>> = trials
         .iter()
@@ -100,7 +98,7 @@ pub fn cross_validate_trials(
     let mut seconds = vec![0.0; trials.len()];
     for group in &groups {
         let t0 = Instant::now();
-        let mut failed: Option<TrainError> = None;
+        let mut failed: Option<Arc<TrainError>> = None;
         for (names, fs) in &datasets {
             let data = PopulationData {
                 feature_names: names.clone(),
@@ -132,7 +130,7 @@ pub fn cross_validate_trials(
                     }
                 }
                 Err(e) => {
-                    failed = Some(e);
+                    failed = Some(Arc::new(e));
                     break;
                 }
             }
@@ -141,10 +139,10 @@ pub fn cross_validate_trials(
         for &t in group {
             seconds[t] = each;
             if let Some(e) = &failed {
-                out[t] = Some(Err(TrainError::Invalid(format!(
-                    "population of {} trials: {e}",
-                    group.len()
-                ))));
+                out[t] = Some(Err(TrainError::Population {
+                    trials: group.len(),
+                    source: Arc::clone(e),
+                }));
             }
         }
     }
@@ -183,23 +181,21 @@ fn fold_blocks(
         .iter()
         .map(|fold| {
             if fold.train.is_empty() || fold.valid.is_empty() {
-                return Err(TrainError::Invalid(format!(
-                    "repeat {}, fold {}: empty {} rows",
-                    fold.repeat,
-                    fold.fold,
-                    if fold.train.is_empty() {
+                return Err(TrainError::EmptyFold {
+                    repeat: fold.repeat,
+                    fold: fold.fold,
+                    part: if fold.train.is_empty() {
                         "training"
                     } else {
                         "validation"
-                    }
-                )));
+                    },
+                });
             }
             let pre = spec.fit(&table.select_rows(&fold.train))?;
             let m = pre.transform(table)?;
             let y = m.target.as_deref().expect("the table has the target");
-            let b = block(&m.names, m.values.view(), y).map_err(|e| {
-                TrainError::Invalid(format!("repeat {}, fold {}: {e}", fold.repeat, fold.fold))
-            })?;
+            let b = block(&m.names, m.values.view(), y)
+                .map_err(|e| TrainError::fold(fold.repeat, fold.fold, e))?;
             Ok((m.names, b))
         })
         .collect()
@@ -218,8 +214,8 @@ fn assemble(
     seconds: f64,
     device: &DeviceChoice,
 ) -> TrialCv {
-    let mut oof = Array2::<f64>::zeros((table.n_rows(), n_classes));
-    let mut oof_fold = vec![0usize; table.n_rows()];
+    let mut oof = Array2::<f64>::zeros((table.n_main(), n_classes));
+    let mut oof_fold = vec![0usize; table.n_main()];
     let mut fold_results = Vec::with_capacity(folds.len());
     for (fold, r) in folds.iter().zip(ends) {
         for (k, &row) in fold.valid.iter().enumerate() {
@@ -265,7 +261,7 @@ fn assemble(
 mod tests {
     use tabtune_features::io::{LoadOptions, load_table};
     use tabtune_features::{Config, KFold, PreprocessorSpec, Table};
-    use tabtune_models::gbdt::Control;
+    use tabtune_models::metrics::Control;
     use tabtune_models::nn::{NetKind, NeuralParams};
 
     use super::{StopReason, TrialCv, cross_validate_trials};

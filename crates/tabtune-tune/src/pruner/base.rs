@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::error::{Result, TuneError};
+use crate::error::{PrunerProblem, Result, TuneError};
 use crate::model::{Direction, FrozenTrial};
 
 use super::halving::SuccessiveHalvingPruner;
@@ -110,7 +110,11 @@ pub fn pruner_from_name(spec: &str) -> Result<Box<dyn Pruner>> {
         keyed,
         used: std::cell::RefCell::new(Vec::new()),
     };
-    let named = |e: TuneError| TuneError::Invalid(format!("pruner `{spec}`: {e}"));
+    // A constructor's error names the pruner; the spec as given says more.
+    let named = |e: TuneError| match e {
+        TuneError::Pruner { problem, .. } => TuneError::pruner(spec, problem),
+        other => other,
+    };
     let pruner: Box<dyn Pruner> = match name {
         "none" => Box::new(NopPruner),
         "median" => Box::new(
@@ -124,12 +128,15 @@ pub fn pruner_from_name(spec: &str) -> Result<Box<dyn Pruner>> {
         ),
         "percentile" => {
             let Some(p) = positional.pop() else {
-                return Err(TuneError::Invalid(format!(
-                    "pruner `{spec}`: give the percentile, e.g. `percentile:25`"
-                )));
+                return Err(TuneError::pruner(spec, PrunerProblem::NoPercentile));
             };
             let p: f64 = p.parse().map_err(|_| {
-                TuneError::Invalid(format!("pruner `{spec}`: percentile `{p}` is not a number"))
+                TuneError::pruner(
+                    spec,
+                    PrunerProblem::PercentileNotNumber {
+                        value: p.to_owned(),
+                    },
+                )
             })?;
             Box::new(
                 PercentilePruner::new(
@@ -167,18 +174,17 @@ pub fn pruner_from_name(spec: &str) -> Result<Box<dyn Pruner>> {
             )
             .map_err(named)?,
         ),
-        other => {
-            return Err(TuneError::Invalid(format!(
-                "unknown pruner `{other}`; expected one of {}",
-                PRUNER_NAMES.join(", ")
-            )));
-        }
+        other => return Err(TuneError::unknown("pruner", other, PRUNER_NAMES)),
     };
-    if name != "percentile" && !positional.is_empty() {
-        return Err(TuneError::Invalid(format!(
-            "pruner `{spec}`: `{}` is not a setting; write key=value",
-            positional[0]
-        )));
+    if name != "percentile"
+        && let Some(value) = positional.first()
+    {
+        return Err(TuneError::pruner(
+            spec,
+            PrunerProblem::Positional {
+                value: (*value).to_owned(),
+            },
+        ));
     }
     settings.finish()?;
     Ok(pruner)
@@ -201,10 +207,13 @@ impl<'a> Settings<'a> {
         match self.raw(key) {
             None => Ok(default),
             Some(v) => v.parse().map_err(|_| {
-                TuneError::Invalid(format!(
-                    "pruner `{}`: {key} = `{v}` is not a non-negative integer",
-                    self.spec
-                ))
+                TuneError::pruner(
+                    self.spec,
+                    PrunerProblem::NotInteger {
+                        key: key.to_owned(),
+                        value: v.to_owned(),
+                    },
+                )
             }),
         }
     }
@@ -214,10 +223,13 @@ impl<'a> Settings<'a> {
             None => Ok(default),
             Some("auto") => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| {
-                TuneError::Invalid(format!(
-                    "pruner `{}`: {key} = `{v}` is neither a positive integer nor auto",
-                    self.spec
-                ))
+                TuneError::pruner(
+                    self.spec,
+                    PrunerProblem::NotIntegerOrAuto {
+                        key: key.to_owned(),
+                        value: v.to_owned(),
+                    },
+                )
             }),
         }
     }
@@ -226,10 +238,13 @@ impl<'a> Settings<'a> {
         match self.raw(key) {
             None => Ok(default),
             Some(v) => v.parse().map_err(|_| {
-                TuneError::Invalid(format!(
-                    "pruner `{}`: {key} = `{v}` is not a number",
-                    self.spec
-                ))
+                TuneError::pruner(
+                    self.spec,
+                    PrunerProblem::NotNumber {
+                        key: key.to_owned(),
+                        value: v.to_owned(),
+                    },
+                )
             }),
         }
     }
@@ -237,15 +252,13 @@ impl<'a> Settings<'a> {
     fn finish(&self) -> Result<()> {
         let used = self.used.borrow();
         if let Some((k, _)) = self.keyed.iter().find(|(k, _)| !used.contains(k)) {
-            return Err(TuneError::Invalid(format!(
-                "pruner `{}`: unknown setting `{k}`; this pruner takes {}",
+            return Err(TuneError::pruner(
                 self.spec,
-                if used.is_empty() {
-                    "none".to_owned()
-                } else {
-                    used.join(", ")
-                }
-            )));
+                PrunerProblem::UnknownSetting {
+                    key: (*k).to_owned(),
+                    accepted: used.iter().map(|u| (*u).to_owned()).collect(),
+                },
+            ));
         }
         Ok(())
     }

@@ -31,18 +31,27 @@ impl SuccessiveHalvingPruner {
         bootstrap_count: usize,
     ) -> Result<Self> {
         if min_resource == Some(0) {
-            return Err(TuneError::Invalid(
-                "min_resource: must be >= 1 or auto, got 0".into(),
+            return Err(TuneError::pruner_setting(
+                "asha",
+                "min_resource",
+                0,
+                "must be >= 1 or auto",
             ));
         }
         if reduction_factor < 2 {
-            return Err(TuneError::Invalid(format!(
-                "reduction_factor: must be >= 2, got {reduction_factor}"
-            )));
+            return Err(TuneError::pruner_setting(
+                "asha",
+                "reduction_factor",
+                reduction_factor,
+                "must be >= 2",
+            ));
         }
         if bootstrap_count > 0 && min_resource.is_none() {
-            return Err(TuneError::Invalid(
-                "bootstrap_count: needs a fixed min_resource, not auto".into(),
+            return Err(TuneError::pruner_setting(
+                "asha",
+                "bootstrap_count",
+                bootstrap_count,
+                "needs a fixed min_resource (not auto) when above 0",
             ));
         }
         Ok(Self {

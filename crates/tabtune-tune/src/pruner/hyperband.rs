@@ -37,21 +37,30 @@ impl HyperbandPruner {
         bootstrap_count: usize,
     ) -> Result<Self> {
         if min_resource < 1 {
-            return Err(TuneError::Invalid(
-                "min_resource: must be >= 1, got 0".into(),
+            return Err(TuneError::pruner_setting(
+                "hyperband",
+                "min_resource",
+                min_resource,
+                "must be >= 1",
             ));
         }
         if let Some(m) = max_resource
             && m < min_resource
         {
-            return Err(TuneError::Invalid(format!(
-                "max_resource: must be >= min_resource ({min_resource}), got {m}"
-            )));
+            return Err(TuneError::pruner_setting(
+                "hyperband",
+                "max_resource",
+                m,
+                format!("must be >= min_resource ({min_resource})"),
+            ));
         }
         if reduction_factor < 2 {
-            return Err(TuneError::Invalid(format!(
-                "reduction_factor: must be >= 2, got {reduction_factor}"
-            )));
+            return Err(TuneError::pruner_setting(
+                "hyperband",
+                "reduction_factor",
+                reduction_factor,
+                "must be >= 2",
+            ));
         }
         Ok(Self {
             min_resource,

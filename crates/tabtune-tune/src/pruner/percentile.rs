@@ -27,18 +27,27 @@ impl PercentilePruner {
         n_min_trials: usize,
     ) -> Result<Self> {
         if !(0.0..=100.0).contains(&percentile) {
-            return Err(TuneError::Invalid(format!(
-                "percentile: must be in [0, 100], got {percentile}"
-            )));
+            return Err(TuneError::pruner_setting(
+                "percentile",
+                "percentile",
+                percentile,
+                "must be in [0, 100]",
+            ));
         }
         if interval_steps < 1 {
-            return Err(TuneError::Invalid(
-                "interval_steps: must be >= 1, got 0".into(),
+            return Err(TuneError::pruner_setting(
+                "percentile",
+                "interval_steps",
+                interval_steps,
+                "must be >= 1",
             ));
         }
         if n_min_trials < 1 {
-            return Err(TuneError::Invalid(
-                "n_min_trials: must be >= 1, got 0".into(),
+            return Err(TuneError::pruner_setting(
+                "percentile",
+                "n_min_trials",
+                n_min_trials,
+                "must be >= 1",
             ));
         }
         Ok(Self {

@@ -160,9 +160,12 @@ impl WilcoxonPruner {
     /// Optuna's `WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)`.
     pub fn new(p_threshold: f64, n_startup_steps: usize) -> Result<Self> {
         if !(0.0..=1.0).contains(&p_threshold) {
-            return Err(TuneError::Invalid(format!(
-                "p_threshold: must be in [0, 1], got {p_threshold}"
-            )));
+            return Err(TuneError::pruner_setting(
+                "wilcoxon",
+                "p_threshold",
+                p_threshold,
+                "must be in [0, 1]",
+            ));
         }
         Ok(Self {
             p_threshold,

@@ -59,10 +59,7 @@ pub fn sampler_from_name(name: &str, seed: u64, space: &SearchSpace) -> Result<B
             };
             Ok(Box::new(TpeSampler::new(seed, options)))
         }
-        other => Err(TuneError::Invalid(format!(
-            "unknown sampler `{other}`; expected one of {}",
-            SAMPLER_NAMES.join(", ")
-        ))),
+        other => Err(TuneError::unknown("sampler", other, SAMPLER_NAMES)),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::base::{Proposal, Sampler};
-use super::rng::Rng;
+use super::rng::for_trial;
 use crate::error::{Result, TuneError};
 use crate::model::{Direction, Distribution, FrozenTrial, ParamValue, TrialState};
 use crate::space::SearchSpace;
@@ -34,10 +34,11 @@ impl GridSampler {
             } = p.distribution
                 && low < high
             {
-                return Err(TuneError::Invalid(format!(
-                    "parameter `{}`: the grid sampler needs a finite set of values; give this float parameter a `step`",
-                    p.name
-                )));
+                return Err(TuneError::GridNeedsStep {
+                    param: p.name.clone(),
+                    low,
+                    high,
+                });
             }
         }
         grid_points(space)?;
@@ -82,9 +83,9 @@ pub(crate) fn grid_points(space: &SearchSpace) -> Result<Vec<Proposal>> {
         let params = space.params();
         if i == params.len() {
             if out.len() >= MAX_POINTS {
-                return Err(TuneError::Invalid(format!(
-                    "the grid has more than {MAX_POINTS} points; add steps, narrow ranges or use another sampler"
-                )));
+                return Err(TuneError::GridTooLarge {
+                    max_points: MAX_POINTS,
+                });
             }
             out.push(current.clone());
             return Ok(());
@@ -141,7 +142,7 @@ impl Sampler for GridSampler {
         }
         // A seeded order, the same for every trial of the study.
         let mut order: Vec<usize> = (0..points.len()).collect();
-        let mut rng = Rng::for_trial(self.seed, u64::MAX, 0);
+        let mut rng = for_trial(self.seed, u64::MAX, 0);
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i + 1));
         }
@@ -160,10 +161,9 @@ impl Sampler for GridSampler {
             .or_else(|| order.iter().find(|&&i| !finished.contains(&keys[i])));
         match pick {
             Some(&i) => Ok(points[i].clone()),
-            None => Err(TuneError::Invalid(format!(
-                "the grid is exhausted: all {} points have a finished trial",
-                points.len()
-            ))),
+            None => Err(TuneError::GridExhausted {
+                points: points.len(),
+            }),
         }
     }
 

@@ -8,7 +8,7 @@
 //! which keeps the low-discrepancy net structure.
 
 use super::base::{Proposal, Sampler, from_unit, walk};
-use super::rng::Rng;
+use super::rng::for_trial;
 use crate::error::{Result, TuneError};
 use crate::model::{Direction, FrozenTrial};
 use crate::space::SearchSpace;
@@ -109,14 +109,15 @@ impl Sobol {
     /// The sequence; `scramble` is the seed of the scramble, `None` for the plain sequence.
     pub(crate) fn new(dims: usize, scramble: Option<u64>) -> Result<Self> {
         if dims > MAX_QMC_DIMENSIONS {
-            return Err(TuneError::Invalid(format!(
-                "the QMC sampler handles at most {MAX_QMC_DIMENSIONS} parameters; this space has {dims}"
-            )));
+            return Err(TuneError::QmcDimensions {
+                dims,
+                max: MAX_QMC_DIMENSIONS,
+            });
         }
         let mut v = direction_numbers(dims);
         let mut shift = vec![0u32; dims];
         if let Some(seed) = scramble {
-            let mut rng = Rng::for_trial(seed, u64::MAX - 1, 0);
+            let mut rng = for_trial(seed, u64::MAX - 1, 0);
             for (vd, sd) in v.iter_mut().zip(&mut shift) {
                 // Lower-triangular binary matrix with unit diagonal, row i acting on digit i
                 // (digit 0 = the most significant bit).

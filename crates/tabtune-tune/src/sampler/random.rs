@@ -1,7 +1,7 @@
 //! Independent uniform sampling (Optuna's `RandomSampler`).
 
 use super::base::{Proposal, Sampler, from_unit, walk};
-use super::rng::Rng;
+use super::rng::for_trial;
 use crate::error::Result;
 use crate::model::{Direction, FrozenTrial};
 use crate::space::SearchSpace;
@@ -28,7 +28,7 @@ impl Sampler for RandomSampler {
         _direction: Direction,
         number: u64,
     ) -> Result<Proposal> {
-        let mut rng = Rng::for_trial(self.seed, number, 0);
+        let mut rng = for_trial(self.seed, number, 0);
         walk(space, |_, spec, _| {
             Ok(from_unit(&spec.distribution, rng.uniform()))
         })

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use super::base::{Proposal, Sampler, from_unit, walk};
 use super::parzen::{ParzenEstimator, ParzenParams};
-use super::rng::Rng;
+use super::rng::{Rng, for_trial};
 use crate::error::Result;
 use crate::model::{Direction, Distribution, FrozenTrial, ParamValue, TrialState};
 use crate::space::SearchSpace;
@@ -156,7 +156,7 @@ impl Sampler for TpeSampler {
             .filter(|t| t.state != TrialState::Complete || t.value.is_some_and(|v| !v.is_nan()))
             .collect();
         if finished.len() < self.options.n_startup_trials {
-            let mut rng = Rng::for_trial(self.seed, number, 0);
+            let mut rng = for_trial(self.seed, number, 0);
             return walk(space, |_, spec, _| {
                 Ok(from_unit(&spec.distribution, rng.uniform()))
             });
@@ -179,7 +179,7 @@ impl Sampler for TpeSampler {
             Ok(self.sample_grouped(space, &below, &above, number))
         } else {
             walk(space, |i, spec, _| {
-                let mut rng = Rng::for_trial(self.seed, number, 1 + i as u64);
+                let mut rng = for_trial(self.seed, number, 1 + i as u64);
                 let v = self.sample_group(
                     &[spec.name.as_str()],
                     &[&spec.distribution],
@@ -236,7 +236,7 @@ impl TpeSampler {
                 let names: Vec<&str> = multi.iter().map(|&i| params[i].name.as_str()).collect();
                 let dists: Vec<&Distribution> =
                     multi.iter().map(|&i| &params[i].distribution).collect();
-                let mut rng = Rng::for_trial(self.seed, number, 1_000_000 + gi as u64);
+                let mut rng = for_trial(self.seed, number, 1_000_000 + gi as u64);
                 let drawn = self.sample_group(&names, &dists, below, above, &mut rng);
                 for (&i, v) in multi.iter().zip(drawn) {
                     values.insert(i, v);

@@ -9,7 +9,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::error::{Result, TuneError};
+use crate::error::{Result, StorageFailure, TuneError};
+
+/// A statement's result: the driver's error, or a row the storage cannot read.
+pub type DbResult<T> = std::result::Result<T, StorageFailure>;
 
 /// A value going into or coming out of a statement.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,8 +84,10 @@ impl Conn {
     /// Opens (creating) a SQLite file: WAL journal so readers never block the writer, a busy
     /// timeout so concurrent processes wait for each other instead of failing.
     pub fn open_sqlite(path: Option<&Path>, url: &str) -> Result<Self> {
-        let err = |what: &str, e: rusqlite::Error| {
-            TuneError::Storage(format!("storage `{url}`: {what}: {e}"))
+        let err = |operation: &str, e: rusqlite::Error| TuneError::Storage {
+            url: url.to_owned(),
+            operation: operation.to_owned(),
+            source: e.into(),
         };
         let c = match path {
             Some(p) => rusqlite::Connection::open(p).map_err(|e| err("cannot open the file", e))?,
@@ -103,9 +108,11 @@ impl Conn {
     /// Connects to PostgreSQL (no TLS: a local or trusted network, like Optuna's default).
     pub fn open_postgres(conn_str: &str, url: &str) -> Result<Self> {
         let c = postgres::Client::connect(conn_str, postgres::NoTls).map_err(|e| {
-            TuneError::Storage(format!(
-                "storage `{url}`: cannot connect to PostgreSQL: {e}"
-            ))
+            TuneError::Storage {
+                url: url.to_owned(),
+                operation: "cannot connect to PostgreSQL".to_owned(),
+                source: e.into(),
+            }
         })?;
         Ok(Self::Postgres(Box::new(c)))
     }
@@ -119,52 +126,49 @@ impl Conn {
     }
 
     /// Runs statements without parameters (DDL, BEGIN, COMMIT).
-    pub fn batch(&mut self, sql: &str) -> std::result::Result<(), String> {
+    pub fn batch(&mut self, sql: &str) -> DbResult<()> {
         match self {
-            Self::Sqlite(c) => c.execute_batch(sql).map_err(|e| e.to_string()),
-            Self::Postgres(c) => c.batch_execute(sql).map_err(|e| pg_error(&e)),
+            Self::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Self::Postgres(c) => Ok(c.batch_execute(sql)?),
         }
     }
 
     /// Runs one statement, returning the number of rows changed.
-    pub fn exec(&mut self, sql: &str, params: &[V]) -> std::result::Result<u64, String> {
+    pub fn exec(&mut self, sql: &str, params: &[V]) -> DbResult<u64> {
         match self {
             Self::Sqlite(c) => {
-                let mut st = c.prepare_cached(sql).map_err(|e| e.to_string())?;
-                st.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))
-                    .map(|n| n as u64)
-                    .map_err(|e| e.to_string())
+                let mut st = c.prepare_cached(sql)?;
+                Ok(st.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))? as u64)
             }
             Self::Postgres(c) => {
                 let sql = pg_sql(sql, params);
                 let boxed = pg_params(params);
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     boxed.iter().map(|b| &**b as _).collect();
-                c.execute(sql.as_str(), &refs).map_err(|e| pg_error(&e))
+                Ok(c.execute(sql.as_str(), &refs)?)
             }
         }
     }
 
     /// Runs one query, returning every row.
-    pub fn query(&mut self, sql: &str, params: &[V]) -> std::result::Result<Vec<Vec<V>>, String> {
+    pub fn query(&mut self, sql: &str, params: &[V]) -> DbResult<Vec<Vec<V>>> {
         match self {
             Self::Sqlite(c) => {
-                let mut st = c.prepare_cached(sql).map_err(|e| e.to_string())?;
+                let mut st = c.prepare_cached(sql)?;
                 let n = st.column_count();
-                let mut rows = st
-                    .query(rusqlite::params_from_iter(params.iter().map(sqlite_value)))
-                    .map_err(|e| e.to_string())?;
+                let mut rows =
+                    st.query(rusqlite::params_from_iter(params.iter().map(sqlite_value)))?;
                 let mut out = Vec::new();
-                while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+                while let Some(row) = rows.next()? {
                     let mut r = Vec::with_capacity(n);
                     for i in 0..n {
                         use rusqlite::types::ValueRef;
-                        r.push(match row.get_ref(i).map_err(|e| e.to_string())? {
+                        r.push(match row.get_ref(i)? {
                             ValueRef::Null => V::Null,
                             ValueRef::Integer(x) => V::Int(x),
                             ValueRef::Real(x) => V::Float(x),
                             ValueRef::Text(t) => V::Text(String::from_utf8_lossy(t).into_owned()),
-                            ValueRef::Blob(_) => return Err(format!("column {i} holds a blob")),
+                            ValueRef::Blob(_) => return Err(StorageFailure::Blob { column: i }),
                         });
                     }
                     out.push(r);
@@ -176,7 +180,7 @@ impl Conn {
                 let boxed = pg_params(params);
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     boxed.iter().map(|b| &**b as _).collect();
-                let rows = c.query(sql.as_str(), &refs).map_err(|e| pg_error(&e))?;
+                let rows = c.query(sql.as_str(), &refs)?;
                 rows.iter().map(pg_row).collect()
             }
         }
@@ -232,11 +236,14 @@ fn pg_params(params: &[V]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {
         .collect()
 }
 
-fn pg_row(row: &postgres::Row) -> std::result::Result<Vec<V>, String> {
+fn pg_row(row: &postgres::Row) -> DbResult<Vec<V>> {
     use postgres::types::Type;
     let mut out = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
-        let e = |e: postgres::Error| format!("column {}: {e}", col.name());
+        let e = |source: postgres::Error| StorageFailure::PostgresColumn {
+            column: col.name().to_owned(),
+            source,
+        };
         let t = col.type_();
         let v = if *t == Type::INT4 {
             row.try_get::<_, Option<i32>>(i)
@@ -270,12 +277,4 @@ fn pg_row(row: &postgres::Row) -> std::result::Result<Vec<V>, String> {
         out.push(v);
     }
     Ok(out)
-}
-
-/// A PostgreSQL error with its server message (the driver's `Display` hides it).
-fn pg_error(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    }
 }

@@ -10,7 +10,7 @@ use super::base::{AttrKind, NewTrial, Storage, StudyRecord};
 use super::conn::{Conn, Dialect, V};
 use super::time::{format_us, now_us, parse_us};
 use super::url::{StorageUrl, redact};
-use crate::error::{Result, TuneError};
+use crate::error::{Result, StorageFailure, TuneError};
 use crate::model::{Direction, Distribution, FrozenTrial, TrialState};
 
 /// Optuna's alembic revision whose schema this storage reads and writes.
@@ -42,16 +42,16 @@ pub fn open(url: &str) -> Result<SqlStorage> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
                 && !parent.is_dir()
             {
-                return Err(TuneError::Invalid(format!(
-                    "storage `{shown}`: folder {} does not exist",
-                    parent.display()
-                )));
+                return Err(TuneError::StorageFolder {
+                    url: shown,
+                    folder: parent.to_owned(),
+                });
             }
             if path.is_dir() {
-                return Err(TuneError::Invalid(format!(
-                    "storage `{shown}`: {} is a folder, not a database file",
-                    path.display()
-                )));
+                return Err(TuneError::StorageIsFolder {
+                    url: shown,
+                    path: path.clone(),
+                });
             }
             Conn::open_sqlite(Some(path), &shown)?
         }
@@ -64,6 +64,15 @@ pub fn open(url: &str) -> Result<SqlStorage> {
     };
     storage.init_schema()?;
     Ok(storage)
+}
+
+/// A failed storage operation, naming the URL (password hidden) and the operation.
+fn storage_error(url: &str, operation: &str, failure: impl Into<StorageFailure>) -> TuneError {
+    TuneError::Storage {
+        url: url.to_owned(),
+        operation: operation.to_owned(),
+        source: failure.into(),
+    }
 }
 
 fn state_v(s: TrialState) -> V {
@@ -114,20 +123,25 @@ struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    fn err(&self, what: &str, e: &str) -> TuneError {
-        TuneError::Storage(format!("storage `{}`: {what}: {e}", self.url))
+    fn err(&self, operation: &str, failure: impl Into<StorageFailure>) -> TuneError {
+        storage_error(self.url, operation, failure)
     }
 
-    fn exec(&mut self, what: &str, sql: &str, params: &[V]) -> Result<u64> {
+    /// A stored value (state, distribution, parameter) that does not read back.
+    fn stored(&self, operation: &str, e: TuneError) -> TuneError {
+        self.err(operation, StorageFailure::Stored(Box::new(e)))
+    }
+
+    fn exec(&mut self, operation: &str, sql: &str, params: &[V]) -> Result<u64> {
         self.conn
             .exec(sql, params)
-            .map_err(|e| TuneError::Storage(format!("storage `{}`: {what}: {e}", self.url)))
+            .map_err(|e| storage_error(self.url, operation, e))
     }
 
-    fn query(&mut self, what: &str, sql: &str, params: &[V]) -> Result<Vec<Vec<V>>> {
+    fn query(&mut self, operation: &str, sql: &str, params: &[V]) -> Result<Vec<Vec<V>>> {
         self.conn
             .query(sql, params)
-            .map_err(|e| TuneError::Storage(format!("storage `{}`: {what}: {e}", self.url)))
+            .map_err(|e| storage_error(self.url, operation, e))
     }
 
     fn dialect(&self) -> Dialect {
@@ -145,10 +159,7 @@ impl Tx<'_> {
         };
         let rows = self.query("locking the study", sql, &[V::Int(study_id)])?;
         if rows.is_empty() {
-            return Err(TuneError::Storage(format!(
-                "storage `{}`: study id {study_id} does not exist (deleted meanwhile?)",
-                self.url
-            )));
+            return Err(self.err("locking the study", StorageFailure::StudyGone { study_id }));
         }
         Ok(())
     }
@@ -168,7 +179,9 @@ impl Tx<'_> {
                     .and_then(|r| r.first())
                     .and_then(V::text)
                     .map(str::to_owned)
-                    .ok_or_else(|| self.err("reading the clock", "no row"))
+                    .ok_or_else(|| {
+                        self.err("reading the clock", StorageFailure::NoRow { what: "row" })
+                    })
             }
         }
     }
@@ -282,7 +295,12 @@ impl Tx<'_> {
             .first()
             .and_then(|r| r.first())
             .and_then(V::int)
-            .ok_or_else(|| self.err("creating a trial", "no trial_id returned"))?;
+            .ok_or_else(|| {
+                self.err(
+                    "creating a trial",
+                    StorageFailure::NoRow { what: "trial_id" },
+                )
+            })?;
         for (name, (d, x)) in &t.params {
             self.insert_param(trial_id, name, d, *x)?;
         }
@@ -316,11 +334,16 @@ impl Tx<'_> {
         for r in rows {
             let (Some(trial_id), Some(number), Some(state)) = (r[0].int(), r[1].int(), r[2].text())
             else {
-                return Err(self.err("reading trials", &format!("malformed row {r:?}")));
+                return Err(self.err(
+                    "reading trials",
+                    StorageFailure::MalformedRow {
+                        row: format!("{r:?}"),
+                    },
+                ));
             };
             let mut t = FrozenTrial::new(trial_id, number as u64);
             t.state = TrialState::parse(state)
-                .map_err(|e| self.err(&format!("trial {number}"), &e.to_string()))?;
+                .map_err(|e| self.stored(&format!("reading trial {number}"), e))?;
             t.start_us = r[3].text().and_then(parse_us);
             t.complete_us = r[4].text().and_then(parse_us);
             index.insert(trial_id, trials.len());
@@ -338,10 +361,10 @@ impl Tx<'_> {
                 continue;
             };
             let t = &mut trials[*i];
-            let what = format!("trial {} parameter `{name}`", t.number);
-            let d = Distribution::from_optuna_json(json).map_err(|e| self.err(&what, &e.to_string()))?;
+            let what = format!("reading trial {} parameter `{name}`", t.number);
+            let d = Distribution::from_optuna_json(json).map_err(|e| self.stored(&what, e))?;
             let internal = r[2].float().unwrap_or(f64::NAN);
-            let value = d.to_external(internal).map_err(|e| self.err(&what, &e.to_string()))?;
+            let value = d.to_external(internal).map_err(|e| self.stored(&what, e))?;
             t.params.insert(name.to_owned(), value);
             t.distributions.insert(name.to_owned(), d);
         }
@@ -381,8 +404,15 @@ impl Tx<'_> {
                 ) else {
                     continue;
                 };
-                let v: Value = serde_json::from_str(json)
-                    .map_err(|e| self.err(&format!("{table} `{k}`"), &format!("not JSON: {e}")))?;
+                let v: Value = serde_json::from_str(json).map_err(|source| {
+                    self.err(
+                        &format!("reading {table}"),
+                        StorageFailure::NotJson {
+                            key: k.to_owned(),
+                            source,
+                        },
+                    )
+                })?;
                 let t = &mut trials[*i];
                 match kind {
                     AttrKind::User => t.user_attrs.insert(k.to_owned(), v),
@@ -409,16 +439,18 @@ impl Tx<'_> {
                 continue;
             };
             let direction = match r[2].text() {
-                Some(d) => Direction::parse(d).map_err(|e| {
+                Some(d) => Direction::parse(d).ok_or_else(|| {
                     self.err(
-                        &format!("study `{name}`"),
-                        &format!("{e} (multi-objective or NOT_SET studies are not supported)"),
+                        &format!("reading study `{name}`"),
+                        StorageFailure::Direction {
+                            found: d.to_owned(),
+                        },
                     )
                 })?,
                 None => {
                     return Err(self.err(
-                        &format!("study `{name}`"),
-                        "it has no direction (a study Optuna is still creating?)",
+                        &format!("reading study `{name}`"),
+                        StorageFailure::NoDirection,
                     ));
                 }
             };
@@ -444,21 +476,17 @@ impl SqlStorage {
             (Dialect::Sqlite, false) | (Dialect::Postgres, true) => "BEGIN",
             (Dialect::Postgres, false) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
-        conn.batch(begin).map_err(|e| {
-            TuneError::Storage(format!(
-                "storage `{}`: starting a transaction: {e}",
-                self.url
-            ))
-        })?;
+        conn.batch(begin)
+            .map_err(|e| storage_error(&self.url, "starting a transaction", e))?;
         let mut tx = Tx {
             conn,
             url: &self.url,
         };
         match f(&mut tx) {
             Ok(v) => {
-                tx.conn.batch("COMMIT").map_err(|e| {
-                    TuneError::Storage(format!("storage `{}`: commit: {e}", self.url))
-                })?;
+                tx.conn
+                    .batch("COMMIT")
+                    .map_err(|e| storage_error(&self.url, "commit", e))?;
                 Ok(v)
             }
             Err(e) => {
@@ -489,20 +517,18 @@ impl SqlStorage {
                 let rows = tx.query("reading alembic_version", "SELECT version_num FROM alembic_version", &[])?;
                 let found: Vec<&str> = rows.iter().filter_map(|r| r.first().and_then(V::text)).collect();
                 if found != [ALEMBIC_REVISION] {
-                    return Err(TuneError::Storage(format!(
-                        "storage `{}` holds Optuna schema revision {found:?}; tabtune reads and writes \
-                         {ALEMBIC_REVISION} (Optuna 4.x-5.x): upgrade it with `optuna storage upgrade --storage URL`",
-                        tx.url
-                    )));
+                    return Err(TuneError::SchemaRevision {
+                        url: tx.url.to_owned(),
+                        found: found.iter().map(|s| (*s).to_owned()).collect(),
+                        expected: ALEMBIC_REVISION,
+                    });
                 }
                 return Ok(());
             }
             if has(tx, "studies")? || has(tx, "trials")? {
-                return Err(TuneError::Storage(format!(
-                    "storage `{}` has a `studies` or `trials` table but no alembic_version: not an \
-                     Optuna study database",
-                    tx.url
-                )));
+                return Err(TuneError::NotOptuna {
+                    url: tx.url.to_owned(),
+                });
             }
             let ddl = match tx.dialect() {
                 Dialect::Sqlite => SCHEMA_SQLITE,
@@ -510,7 +536,7 @@ impl SqlStorage {
             };
             tx.conn
                 .batch(ddl)
-                .map_err(|e| tx.err("creating Optuna's tables", &e))?;
+                .map_err(|e| tx.err("creating Optuna's tables", e))?;
             tx.exec(
                 "writing version_info",
                 "INSERT INTO version_info (version_info_id, schema_version, library_version) VALUES (1, ?, ?)",
@@ -533,19 +559,20 @@ impl Storage for SqlStorage {
 
     fn create_study(&self, name: &str, direction: Direction) -> Result<StudyRecord> {
         if name.is_empty() || name.len() > 512 {
-            return Err(TuneError::Invalid(format!(
-                "study name `{name}` must have 1 to 512 characters"
-            )));
+            return Err(TuneError::StudyName {
+                name: name.to_owned(),
+                length: name.len(),
+            });
         }
         self.tx(true, |tx| {
             if !tx
                 .study_by("WHERE s.study_name = ?", V::Text(name.to_owned()))?
                 .is_empty()
             {
-                return Err(TuneError::Invalid(format!(
-                    "study `{name}` already exists in `{}`",
-                    tx.url
-                )));
+                return Err(TuneError::StudyExists {
+                    study: name.to_owned(),
+                    url: tx.url.to_owned(),
+                });
             }
             let rows = tx.query(
                 "creating the study",
@@ -556,7 +583,12 @@ impl Storage for SqlStorage {
                 .first()
                 .and_then(|r| r.first())
                 .and_then(V::int)
-                .ok_or_else(|| tx.err("creating the study", "no study_id returned"))?;
+                .ok_or_else(|| {
+                    tx.err(
+                        "creating the study",
+                        StorageFailure::NoRow { what: "study_id" },
+                    )
+                })?;
             tx.exec(
                 "writing the direction",
                 "INSERT INTO study_directions (direction, study_id, objective) VALUES (?, ?, 0)",
@@ -606,8 +638,14 @@ impl Storage for SqlStorage {
             let mut out = BTreeMap::new();
             for r in rows {
                 if let (Some(k), Some(json)) = (r[0].text(), r[1].text()) {
-                    let v = serde_json::from_str(json).map_err(|e| {
-                        tx.err(&format!("{table} `{k}`"), &format!("not JSON: {e}"))
+                    let v = serde_json::from_str(json).map_err(|source| {
+                        tx.err(
+                            &format!("reading {table}"),
+                            StorageFailure::NotJson {
+                                key: k.to_owned(),
+                                source,
+                            },
+                        )
                     })?;
                     out.insert(k.to_owned(), v);
                 }
@@ -699,15 +737,10 @@ impl Storage for SqlStorage {
 
     fn finish_trial(&self, trial_id: i64, state: TrialState, value: Option<f64>) -> Result<bool> {
         if !state.is_finished() {
-            return Err(TuneError::Invalid(format!(
-                "a trial ends as COMPLETE, PRUNED or FAIL, not {}",
-                state.as_optuna()
-            )));
+            return Err(TuneError::UnfinishedState { trial_id, state });
         }
         if value.is_some_and(f64::is_nan) {
-            return Err(TuneError::Invalid(format!(
-                "trial id {trial_id}: a trial value cannot be NaN"
-            )));
+            return Err(TuneError::NanValue { trial_id });
         }
         self.tx(true, |tx| {
             let changed = tx.exec(
@@ -752,7 +785,12 @@ impl Storage for SqlStorage {
         self.tx(true, |tx| {
             tx.lock_study(study_id)?;
             let now = tx.db_now()?;
-            let now_us = parse_us(&now).ok_or_else(|| tx.err("reading the clock", &now))?;
+            let now_us = parse_us(&now).ok_or_else(|| {
+                tx.err(
+                    "reading the clock",
+                    StorageFailure::Timestamp { text: now.clone() },
+                )
+            })?;
             let rows = tx.query(
                 "reading heartbeats",
                 "SELECT t.trial_id, CAST(h.heartbeat AS TEXT) FROM trials t \
@@ -810,7 +848,7 @@ impl Storage for SqlStorage {
                 let mut params = BTreeMap::new();
                 for (name, v) in &t.params {
                     let d = &t.distributions[name];
-                    let x = d.to_internal(v).map_err(|e| tx.err(&format!("retrying trial {}", t.number), &e.to_string()))?;
+                    let x = d.to_internal(v).map_err(|e| tx.stored(&format!("retrying trial {}", t.number), e))?;
                     params.insert(name.clone(), (d.clone(), x));
                 }
                 let retry = NewTrial {
@@ -834,12 +872,7 @@ impl Storage for SqlStorage {
         self.tx(false, |tx| {
             tx.load_trials("t.trial_id = ?", trial_id)?
                 .pop()
-                .ok_or_else(|| {
-                    tx.err(
-                        "reading a trial",
-                        &format!("trial id {trial_id} does not exist"),
-                    )
-                })
+                .ok_or_else(|| tx.err("reading a trial", StorageFailure::NoTrial { trial_id }))
         })
     }
 
@@ -853,7 +886,7 @@ impl Storage for SqlStorage {
             let mut out = BTreeMap::new();
             for r in rows {
                 if let (Some(s), Some(n)) = (r[0].text(), r[1].int()) {
-                    let s = TrialState::parse(s).map_err(|e| tx.err("counting trials", &e.to_string()))?;
+                    let s = TrialState::parse(s).map_err(|e| tx.stored("counting trials", e))?;
                     out.insert(s.as_optuna(), n as u64);
                 }
             }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Result, TuneError};
+use crate::error::{Result, TuneError, UrlProblem};
 
 /// Where a study lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,46 +17,45 @@ pub enum StorageUrl {
     Memory,
 }
 
-const EXPECTED: &str = "expected sqlite:///PATH (relative), sqlite:////PATH (absolute), \
-postgresql://USER@HOST:PORT/DATABASE or memory";
-
 impl StorageUrl {
     /// Parses a storage URL; the error names the URL and the accepted forms.
     pub fn parse(url: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Err(TuneError::Invalid(format!(
-                "storage URL `{}`: {why}; {EXPECTED}",
-                redact(url)
-            )))
+        let bad = |problem: UrlProblem| {
+            Err(TuneError::StorageUrl {
+                url: redact(url),
+                problem,
+            })
         };
         let url = url.trim();
         if url == "memory" || url == "memory://" || url == "sqlite:///:memory:" {
             return Ok(Self::Memory);
         }
         let Some((scheme, rest)) = url.split_once("://") else {
-            return bad("no scheme");
+            return bad(UrlProblem::NoScheme);
         };
         let scheme = scheme.split('+').next().unwrap_or(scheme);
         match scheme {
             "sqlite" => {
                 let Some(path) = rest.strip_prefix('/') else {
-                    return bad("a SQLite URL has three slashes before the path (sqlite:///PATH)");
+                    return bad(UrlProblem::SqliteSlashes);
                 };
                 if path.is_empty() {
-                    return bad("no database file after sqlite:///");
+                    return bad(UrlProblem::NoSqliteFile);
                 }
                 Ok(Self::Sqlite(PathBuf::from(path)))
             }
             "postgresql" | "postgres" => {
                 let Some((authority, db)) = rest.split_once('/') else {
-                    return bad("no database name (postgresql://USER@HOST:PORT/DATABASE)");
+                    return bad(UrlProblem::NoDatabaseName);
                 };
                 if authority.is_empty() || db.is_empty() {
-                    return bad("a PostgreSQL URL needs a host and a database name");
+                    return bad(UrlProblem::NoHostOrDatabase);
                 }
                 Ok(Self::Postgres(format!("postgresql://{rest}")))
             }
-            other => bad(&format!("unknown scheme `{other}`")),
+            other => bad(UrlProblem::UnknownScheme {
+                scheme: other.to_owned(),
+            }),
         }
     }
 }

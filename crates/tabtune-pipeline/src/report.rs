@@ -16,10 +16,14 @@ use tabtune_features::report::charts::{PALETTE, bar_chart};
 use tabtune_features::report::html;
 use tabtune_tune::{Direction, Distribution, FrozenTrial, TrialState};
 
-use crate::error::{Result, TrainError};
+use crate::decision::DecisionReport;
+use crate::error::{PipelineError, Result};
 
-fn chart_err<E: std::fmt::Display>(e: E) -> TrainError {
-    TrainError::Invalid(format!("study report chart: {e}"))
+fn chart_err<E: std::fmt::Display>(e: E) -> PipelineError {
+    PipelineError::Chart {
+        chart: "study report",
+        reason: e.to_string(),
+    }
 }
 
 /// What the report shows besides the trials.
@@ -211,7 +215,7 @@ fn history_chart(input: &StudyReportInput<'_>) -> Result<String> {
         sorted.sort_by_key(|t| t.number);
         for t in sorted {
             let v = t.value.unwrap_or(0.0);
-            if best.is_none_or(|b| input.direction.better(v, b)) {
+            if best.is_none_or(|b| input.direction.beats(v, b)) {
                 best = Some(v);
             }
             line.push((t.number, best.unwrap_or(v)));
@@ -460,8 +464,7 @@ pub fn study_html(input: &StudyReportInput<'_>) -> Result<String> {
     let importances = param_importances(trials, input.direction);
     if !importances.is_empty() {
         let (labels, values): (Vec<String>, Vec<f64>) = importances.into_iter().unzip();
-        let chart = bar_chart("Parameter importances", &labels, &values, "importance")
-            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let chart = bar_chart("Parameter importances", &labels, &values, "importance")?;
         body.push_str(&html::section(
             "Parameter importances",
             "Total-variation distance between each parameter's values in the top 10% of \
@@ -503,6 +506,72 @@ fn fmt_value(v: &tabtune_tune::ParamValue) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The decision layer's section of a report: every method's cross-fitted accuracy and log
+/// loss side by side, the champion, its class weights and its members (`labels[i]` names
+/// candidate `i`).
+pub fn decision_html(d: &DecisionReport, labels: &[String]) -> String {
+    let rows: Vec<Vec<String>> = d
+        .methods
+        .iter()
+        .map(|s| {
+            vec![
+                if s.method == d.champion {
+                    format!("{} (champion)", s.method.name())
+                } else {
+                    s.method.name().to_owned()
+                },
+                html::num(s.accuracy, 5),
+                html::num(s.log_loss, 5),
+            ]
+        })
+        .chain(std::iter::once(vec![
+            format!(
+                "best single ({}), picked and scored on all rows",
+                labels[d.best_single]
+            ),
+            html::num(d.raw_accuracy, 5),
+            String::new(),
+        ]))
+        .collect();
+    let table = html::table(&["method", "cross-fitted accuracy", "log loss"], &rows);
+    let members: Vec<Vec<String>> = d
+        .shipped
+        .members
+        .iter()
+        .map(|(i, w)| vec![labels[*i].clone(), html::num(*w, 3)])
+        .collect();
+    let weights = d
+        .shipped
+        .class_weights
+        .weights
+        .iter()
+        .map(|w| html::num(*w, 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    html::section(
+        "Decision layer (out-of-fold only)",
+        &format!(
+            "{} candidate trials. Each method (the best single trial, greedy ensemble selection \
+             over every candidate, a logistic-regression stacker on their log-probabilities, each \
+             with or without per-class logit biases) is fitted on the out-of-fold predictions of \
+             {} − 1 folds and scored on the remaining fold (nested cross-fitting): no number \
+             below saw the rows it is scored on, except the last row's, which is the raw CV \
+             number of the trial that is best on all rows.",
+            d.candidates, d.folds
+        ),
+        &format!(
+            "{table}<p>Shipped: {}{}; class weights: {weights}</p>{}",
+            html::escape(d.champion.name()),
+            if d.shipped.stack.is_some() {
+                " (stacker over the members below)"
+            } else {
+                ""
+            },
+            html::table(&["member", "weight"], &members)
+        ),
+    )
 }
 
 #[cfg(test)]
