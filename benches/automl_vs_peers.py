@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Each ablation: (name, what it switches off, edits of the copied configs/ tree).
 ABLATIONS = {
+    "baseline": "nothing (the reference the other ablations are compared with, same preset)",
     "no-extra": "UCI rows never appended (extra_repeats pinned to 0)",
     "no-nn": "the neural sweep removed (boosting families only)",
     "refit": 'final = "refit" (one model refitted on all rows per member)',
@@ -59,7 +60,7 @@ def edit_configs(tree: Path, ablation: str | None, preset: str) -> None:
         text = re.sub(rf"(?m)^{re.escape(key)} = .*\n", "", text)
         return text.replace("\n[run]\n", f"\n[run]\n{key} = {value}\n", 1)
 
-    if ablation is None:
+    if ablation in (None, "baseline"):
         pass
     elif ablation == "no-extra":
         for space in (tree / "sweeps").glob("*.toml"):
@@ -255,11 +256,19 @@ def main():
         )
 
     base = results[main_name]["_hits"]
+    ablation_base = next(
+        (r["_hits"] for n, r in results.items() if n.startswith("ablation baseline")), None
+    )
     for name, r in results.items():
-        if name == main_name:
+        if name == main_name or name.startswith("ablation baseline"):
             continue
-        d, lo, hi = paired(base, r["_hits"], rng)
-        r["tabtune_minus_this"] = {"diff": d, "ci95": [lo, hi]}
+        if name.startswith("ablation ") and ablation_base is not None:
+            # What switching the technique off costs: baseline − ablation, same preset.
+            d, lo, hi = paired(ablation_base, r["_hits"], rng)
+            r["baseline_minus_this"] = {"diff": d, "ci95": [lo, hi]}
+        else:
+            d, lo, hi = paired(base, r["_hits"], rng)
+            r["tabtune_minus_this"] = {"diff": d, "ci95": [lo, hi]}
     se = float(np.sqrt(base.mean() * (1 - base.mean()) / len(base)))
     for r in results.values():
         r.pop("_hits")
@@ -270,14 +279,22 @@ def main():
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
-    print(f"| system | wall s | held-out accuracy | tabtune − this (95% CI) |")
-    print("| --- | ---: | ---: | --- |")
+    print("| system | wall s | CV accuracy | held-out accuracy | paired difference (95% CI) |")
+    print("| --- | ---: | ---: | ---: | --- |")
     for name, r in results.items():
         diff = r.get("tabtune_minus_this")
+        label = "tabtune − this"
+        if diff is None:
+            diff = r.get("baseline_minus_this")
+            label = "baseline − this"
         cell = (
-            f"{diff['diff']:+.4f} [{diff['ci95'][0]:+.4f}, {diff['ci95'][1]:+.4f}]" if diff else "—"
+            f"{label} {diff['diff']:+.4f} [{diff['ci95'][0]:+.4f}, {diff['ci95'][1]:+.4f}]"
+            if diff
+            else "—"
         )
-        print(f"| {name} | {r['seconds']:.0f} | {r['accuracy']:.4f} | {cell} |")
+        cv = r["info"].get("cv_accuracy")
+        cv = f"{cv:.4f}" if isinstance(cv, float) else "—"
+        print(f"| {name} | {r['seconds']:.0f} | {cv} | {r['accuracy']:.4f} | {cell} |")
     print(f"\nheld-out rows: {len(test)}, standard error of one accuracy ≈ {se:.4f}")
 
 
