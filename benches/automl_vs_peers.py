@@ -71,7 +71,12 @@ def edit_configs(tree: Path, ablation: str | None, preset: str) -> None:
                 s,
             )
             space.write_text(s)
-        text = re.sub(r"(?m)^repeats = \d+", "repeats = 0", text)
+        # Only the [[data.extra-train]] entries' repeats (not [cv]'s).
+        text = re.sub(
+            r"(?m)(^\[\[data\.extra-train\]\]\n(?:[a-z-]+ = .*\n)*?)repeats = \d+",
+            r"\1repeats = 0",
+            text,
+        )
     elif ablation == "no-nn":
         text = re.sub(
             r'(?ms)^\[\[run\.sweeps\]\]\nspace = "configs/sweeps/quick-nn\.toml"\n(?:[a-z-]+ = .*\n)*',
@@ -128,6 +133,7 @@ def run_tabtune(args, train, test_x, ablation=None):
         sys.stderr.write(out.stderr[-4000:])
         raise SystemExit(f"tabtune run failed ({ablation or 'main'}): exit {out.returncode}")
     outcome = json.loads(out.stdout)
+    (work / "outcome.json").write_text(out.stdout)
     sub = pd.read_csv(work / outcome["reports"]["submission"])
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
@@ -197,6 +203,13 @@ def main():
     ap.add_argument("--ablation-preset", default=None, help="preset of the ablation runs")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--keep", action="store_true", help="keep tabtune's work folders")
+    ap.add_argument(
+        "--main-from",
+        type=Path,
+        default=None,
+        help="a kept work folder of an earlier run of the same split: its submission and "
+        "outcome stand in for the main run",
+    )
     args = ap.parse_args()
     args.tabtune = args.tabtune.resolve()
     args.data_dir = args.data_dir.resolve()
@@ -216,7 +229,12 @@ def main():
         results[name] = {"accuracy": float(hits.mean()), "seconds": wall, "info": info, "_hits": hits}
         print(f"{name}: held-out accuracy {hits.mean():.5f} in {wall:.0f} s", file=sys.stderr)
 
-    sub, wall, outcome = run_tabtune(args, train, test_x)
+    if args.main_from:
+        outcome = json.loads((args.main_from / "outcome.json").read_text())
+        sub = pd.read_csv(args.main_from / outcome["reports"]["submission"])
+        wall = outcome["seconds"]
+    else:
+        sub, wall, outcome = run_tabtune(args, train, test_x)
     pred = sub.set_index("id").loc[test_x["id"], args.target].to_numpy()
     score(
         f"tabtune run --preset {args.preset}",
@@ -246,7 +264,11 @@ def main():
             args_ab = argparse.Namespace(**{**vars(args), "preset": args.ablation_preset})
         else:
             args_ab = args
-        sub, w, o = run_tabtune(args_ab, train, test_x, ablation=ab)
+        try:
+            sub, w, o = run_tabtune(args_ab, train, test_x, ablation=ab)
+        except SystemExit as e:
+            print(f"ablation {ab} failed: {e}", file=sys.stderr)
+            continue
         p = sub.set_index("id").loc[test_x["id"], args.target].to_numpy()
         score(
             f"ablation {ab} ({args_ab.preset})",

@@ -83,9 +83,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Sequential forward / backward feature selection, run as a study.
     Select(SelectArgs),
-    /// The whole pipeline from the config: data, EDA, the `[run]` sweeps (trees and neural
-    /// nets) within a time budget, the champion exported and registered, the decision layer,
-    /// a submission for the test file and the monitoring report of the current data.
+    /// The whole pipeline from the config: data, EDA, the `[run]` sweeps (boosting styles and
+    /// neural nets, two rounds) within a time budget, the decision layer over every trial
+    /// (its cross-fitted winner exported and registered as champion), a submission for the
+    /// test file, the monitoring report of the current data and the run report.
     Run(RunArgs),
 }
 
@@ -466,7 +467,9 @@ pub struct SweepArgs {
     /// list of feature names). Stored with the study, so `export` uses it too.
     #[arg(long, value_name = "FILE")]
     pub features: Option<PathBuf>,
-    /// Trials blended by the decision layer (0: skip it).
+    /// The decision layer's candidates, the best K complete trials (single trial, greedy
+    /// ensemble, stacker, with or without class biases, scored by nested cross-fitting; 0:
+    /// skip it).
     #[arg(long, value_name = "K", default_value_t = 10)]
     pub top_k: usize,
     /// The study's HTML report [default: reports/studies/<study>/report.html].

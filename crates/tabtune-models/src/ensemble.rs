@@ -96,12 +96,30 @@ impl EnsembleModel {
     /// Checks the members (at least one, none an ensemble, the same features, positive finite
     /// weights summing to 1) and the class weights (positive, finite).
     pub fn new(members: Vec<EnsembleMember>, class_weights: Vec<f64>) -> Result<Self> {
+        let n = members.len();
+        Self::from_parts(members, class_weights, vec![None; n], (0..n).collect())
+    }
+
+    /// [`EnsembleModel::new`] whose members may be fold models with their own preprocessing
+    /// (see [`EnsembleModel::with_folds`]): a member with its own preprocessor reads its
+    /// features; the members without one read the bundle's, and so must read the same ones.
+    pub fn from_parts(
+        members: Vec<EnsembleMember>,
+        class_weights: Vec<f64>,
+        preprocessors: Vec<Option<Preprocessor>>,
+        groups: Vec<usize>,
+    ) -> Result<Self> {
         let Some(first) = members.first() else {
             return Err(ModelError::Data(
                 "an ensemble needs at least one member".into(),
             ));
         };
         let names = first.model.feature_names().to_vec();
+        let shared = members
+            .iter()
+            .zip(&preprocessors)
+            .find(|(_, p)| p.is_none())
+            .map(|(m, _)| (m.label.clone(), m.model.feature_names().to_vec()));
         for (i, m) in members.iter().enumerate() {
             if matches!(m.model, AnyModel::Ensemble(_)) {
                 return Err(ModelError::Data(format!(
@@ -109,10 +127,13 @@ impl EnsembleModel {
                     m.label
                 )));
             }
-            if m.model.feature_names() != names.as_slice() {
+            if let (None | Some(None), Some((label, shared))) = (preprocessors.get(i), &shared)
+                && m.model.feature_names() != shared.as_slice()
+            {
                 return Err(ModelError::Data(format!(
-                    "ensemble member {i} ({}) reads other features than member 0 ({})",
-                    m.label, first.label
+                    "ensemble member {i} ({}) reads other features than {label}, and neither \
+                     has its own preprocessing",
+                    m.label
                 )));
             }
             if !(m.weight.is_finite() && m.weight > 0.0) {
@@ -137,21 +158,26 @@ impl EnsembleModel {
                 "class weight {c} is {w}, expected a number > 0"
             )));
         }
+        // Importances are over member 0's features: members that read others add nothing.
         let mut importance_gain = vec![0.0; names.len()];
-        for m in &members {
+        for m in members
+            .iter()
+            .filter(|m| m.model.feature_names() == names.as_slice())
+        {
             for (o, g) in importance_gain.iter_mut().zip(m.model.importance_gain()) {
                 *o += m.weight * g;
             }
         }
         let n = members.len();
-        Ok(Self {
+        let model = Self {
             members,
             class_weights,
             importance_gain,
             preprocessors: vec![None; n],
             groups: (0..n).collect(),
             stack: None,
-        })
+        };
+        model.with_folds(preprocessors, groups)
     }
 
     /// The same ensemble whose members are fold models: member `i` reads the raw rows through
@@ -523,8 +549,7 @@ impl EnsembleModel {
             path: path.to_owned(),
             message: e.to_string(),
         };
-        let mut model = Self::new(members, file.class_weights)
-            .and_then(|m| m.with_folds(preprocessors, groups))
+        let mut model = Self::from_parts(members, file.class_weights, preprocessors, groups)
             .map_err(load_err)?;
         if let Some(stack) = file.stack {
             model = model.with_stack(stack).map_err(load_err)?;

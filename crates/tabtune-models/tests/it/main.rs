@@ -895,6 +895,46 @@ mod bundle {
                 assert!((got[[r, k]] - want).abs() < 1e-12, "row {r} class {k}");
             }
         }
+        // Members may read different features when each has its own preprocessing (a trial
+        // whose folds saw a level the others did not); without it they may not.
+        let mut narrow = pres[1].clone().expect("own");
+        narrow.keep = Some(narrow.feature_names()[..10].to_vec());
+        let part = table.select_rows(&halves[1]);
+        let m = narrow.transform(&part).expect("transforms");
+        let y = m.target.clone().expect("labels");
+        let model = GbdtParams::new(Growth::LeafWise)
+            .fit(
+                &m.names,
+                7,
+                Labelled {
+                    x: m.values.view(),
+                    y: &y,
+                },
+                None,
+            )
+            .expect("fits");
+        let mixed = vec![
+            members[0].clone(),
+            EnsembleMember {
+                model: AnyModel::Gbdt(model),
+                weight: 0.5,
+                label: "trial#2 fold 0".into(),
+            },
+        ];
+        let e = EnsembleModel::new(mixed.clone(), vec![1.0; 7]).expect_err("other features");
+        assert!(e.to_string().contains("reads other features"), "{e}");
+        let ok = EnsembleModel::from_parts(
+            mixed,
+            vec![1.0; 7],
+            vec![pres[0].clone(), Some(narrow)],
+            vec![0, 1],
+        )
+        .expect("each member reads its own features");
+        assert_eq!(
+            ok.predict_table(&table, &shared).expect("predicts").nrows(),
+            table.n_rows()
+        );
+
         // Without the raw rows it cannot predict.
         let x = shared.transform(&table).expect("transforms");
         let e = folds

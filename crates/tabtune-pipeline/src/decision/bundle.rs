@@ -130,22 +130,11 @@ pub fn ship_ensemble(
     };
     let class_weights = fitted.class_weights.weights.clone();
     let score = report.champion_score();
-    // Members carry their own preprocessing (a trial's fold models, or a refitted trial's
-    // preprocessor fitted on every row), so trials preprocessed differently blend too; the
-    // members must still read the same features.
-    let names = shipped[0].model.feature_names().to_vec();
-    if let Some(m) = shipped
-        .iter()
-        .find(|m| m.model.feature_names() != names.as_slice())
-    {
-        tracing::warn!(
-            "decision layer not shipped: {} reads other features than {}",
-            m.label,
-            shipped[0].label
-        );
-        return Ok(None);
-    }
-    let mut model = EnsembleModel::new(shipped, class_weights.clone())?.with_folds(own, groups)?;
+    // Every member carries its own preprocessing (a trial's fold models, or a refitted
+    // trial's preprocessor fitted on every row), so trials preprocessed differently blend
+    // too, even when they read different features (extra rows with a level the training file
+    // lacks add a one-hot column).
+    let mut model = EnsembleModel::from_parts(shipped, class_weights.clone(), own, groups)?;
     if let Some(stack) = &fitted.stack {
         model = model.with_stack(stack.clone())?;
     }
