@@ -367,6 +367,15 @@ pub enum TuneError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// A worker thread of a study run could not be started (the run stops; trials already
+    /// running finish).
+    #[error("cannot start worker thread {worker} of the study run: {source}")]
+    WorkerThread {
+        /// The worker's index.
+        worker: usize,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// The objective failed too many times in a row, so the run stopped.
     #[error(
         "study `{study}`: {failures} trials failed in a row; the last (trial {last_trial}) \
@@ -394,6 +403,7 @@ impl TuneError {
             | Self::NotOptuna { .. }
             | Self::TrialNotCreated { .. }
             | Self::HeartbeatThread { .. }
+            | Self::WorkerThread { .. }
             | Self::ObjectiveFailing { .. } => false,
             Self::SpaceRead { .. }
             | Self::SpaceToml { .. }

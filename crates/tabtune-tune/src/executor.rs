@@ -71,6 +71,10 @@ pub struct TrialEvent {
 /// Called after each finished trial, from the worker thread that ran it.
 pub type Progress<'a> = dyn Fn(&TrialEvent) + Sync + 'a;
 
+/// The most worker threads one study run starts (each holds a thread and a trial's memory;
+/// more trials at once come from population batching, not threads).
+pub const MAX_WORKERS: usize = 1024;
+
 /// How long [`optimize`] runs and with how many workers.
 #[derive(Clone, Debug)]
 pub struct OptimizeOptions {
@@ -79,7 +83,7 @@ pub struct OptimizeOptions {
     pub n_trials: Option<u64>,
     /// Start no new trial after this long (running trials finish, as in Optuna).
     pub timeout: Option<Duration>,
-    /// Worker threads (at least 1).
+    /// Worker threads, 1 to [`MAX_WORKERS`].
     pub workers: usize,
     /// Set it (e.g. on Ctrl-C) to stop: objectives see it through
     /// [`TrialHandle::interrupted`] and `report`, their trials are failed with a reason, no new
@@ -208,11 +212,11 @@ fn run(
     options: &OptimizeOptions,
     progress: Option<&Progress<'_>>,
 ) -> Result<Summary> {
-    if options.workers == 0 {
+    if !(1..=MAX_WORKERS).contains(&options.workers) {
         return Err(TuneError::Setting {
             name: "workers",
             value: options.workers.to_string(),
-            expected: "must be at least 1",
+            expected: "must be in 1..=1024 (MAX_WORKERS)",
         });
     }
     if options.n_trials == Some(0) {
@@ -243,20 +247,27 @@ fn run(
     std::thread::scope(|scope| {
         for worker in 0..options.workers {
             let shared = &shared;
-            scope.spawn(move || {
-                if let Err(e) = worker_loop(
-                    study,
-                    p,
-                    objective,
-                    options,
-                    progress,
-                    (worker, exhausted),
-                    started,
-                    shared,
-                ) {
-                    shared.fail(e);
-                }
-            });
+            let spawned = std::thread::Builder::new()
+                .name(format!("trial-worker-{worker}"))
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = worker_loop(
+                        study,
+                        p,
+                        objective,
+                        options,
+                        progress,
+                        (worker, exhausted),
+                        started,
+                        shared,
+                    ) {
+                        shared.fail(e);
+                    }
+                });
+            if let Err(source) = spawned {
+                // The workers already running stop with the failure; no trial is left behind.
+                shared.fail(TuneError::WorkerThread { worker, source });
+                break;
+            }
         }
     });
     if let Some(e) = shared

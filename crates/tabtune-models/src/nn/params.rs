@@ -127,6 +127,18 @@ pub struct NeuralParams {
     pub seed: u64,
 }
 
+/// The most hidden layers.
+pub const MAX_DEPTH: usize = 64;
+/// The widest hidden layer.
+pub const MAX_WIDTH: usize = 16_384;
+/// The most TabM ensemble members.
+pub const MAX_K: usize = 256;
+/// The most periodic frequencies, and the largest embedding output, per input.
+pub const MAX_EMBEDDING: usize = 1024;
+/// The most hidden-layer weights (width² × depth × k): 2^28, 1 GiB of f32 (AdamW keeps three
+/// more copies).
+pub const MAX_HIDDEN_WEIGHTS: u128 = 1 << 28;
+
 /// The most quantile bins per input.
 const MAX_BINS: usize = 1024;
 
@@ -265,11 +277,35 @@ impl NeuralParams {
                 Ok(())
             }
         };
-        positive("depth", self.depth)?;
-        positive("width", self.width)?;
-        positive("k", self.k)?;
-        positive("n_frequencies", self.n_frequencies)?;
-        positive("embedding_dim", self.embedding_dim)?;
+        // Sizes have documented maxima (MAX_*) so that a typo cannot ask for terabytes.
+        let sized = |name: &str, v: usize, max: usize| {
+            if (1..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(ModelError::param(
+                    name,
+                    v,
+                    &format!("an integer in 1..={max}"),
+                ))
+            }
+        };
+        sized("depth", self.depth, MAX_DEPTH)?;
+        sized("width", self.width, MAX_WIDTH)?;
+        sized("k", self.k, MAX_K)?;
+        sized("n_frequencies", self.n_frequencies, MAX_EMBEDDING)?;
+        sized("embedding_dim", self.embedding_dim, MAX_EMBEDDING)?;
+        let weights = (self.width * self.width) as u128 * self.depth as u128 * self.k as u128;
+        if weights > MAX_HIDDEN_WEIGHTS {
+            return Err(ModelError::param(
+                "width",
+                self.width,
+                &format!(
+                    "at most {MAX_HIDDEN_WEIGHTS} hidden weights (width² × depth × k; here \
+                     {weights} with depth {} and k {})",
+                    self.depth, self.k
+                ),
+            ));
+        }
         if !(1..=MAX_BINS).contains(&self.n_bins) {
             return Err(ModelError::param(
                 "n_bins",

@@ -152,8 +152,12 @@ impl SweepSettings {
 
     /// Checks the counts and shares that do not depend on files.
     pub fn check(&self) -> Result<()> {
-        if self.workers == 0 {
-            return Err(PipelineError::setting("workers", 0, "at least 1"));
+        if !(1..=tabtune_tune::executor::MAX_WORKERS).contains(&self.workers) {
+            return Err(PipelineError::setting(
+                "workers",
+                self.workers,
+                format!("in 1..={}", tabtune_tune::executor::MAX_WORKERS),
+            ));
         }
         if self.trials_per_device == 0 {
             return Err(PipelineError::setting("trials_per_device", 0, "at least 1"));

@@ -330,6 +330,8 @@ struct Trainer<'a, B: AutodiffBackend> {
     state: Vec<MemberState>,
     /// Whether the hook gets each improved member's best weights.
     checkpoints: bool,
+    /// Rows per step: the batch size, at most the largest member's training rows.
+    batch: usize,
     /// Where each step's dropout masks come from.
     dropout: DropoutMasks<Inner<B>>,
 }
@@ -408,13 +410,25 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             TensorData::new(x, [data.blocks.len() * data.n_rows, n_features]),
             &device,
         );
+        // A batch larger than every member's training rows is one batch of those rows.
+        let batch = members[0]
+            .params
+            .batch_size
+            .min(
+                members
+                    .iter()
+                    .map(|m| m.train_rows.len())
+                    .max()
+                    .unwrap_or(1),
+            )
+            .max(1);
         let state = members
             .iter()
             .map(|m| MemberState {
                 shuffle: SplitMix64::new(m.params.seed ^ 0x7368_7566_666C_6521),
                 dropout: SplitMix64::new(m.params.seed ^ 0x6472_6F70_6F75_7421),
                 steps: 0,
-                steps_per_epoch: m.train_rows.len().div_ceil(m.params.batch_size),
+                steps_per_epoch: m.train_rows.len().div_ceil(batch),
                 active: true,
                 best_loss: f64::INFINITY,
                 best_epoch: 0,
@@ -428,7 +442,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             .collect();
         let dropout_layout = DropoutLayout {
             k: shape.k,
-            rows: members[0].params.batch_size,
+            rows: batch,
             width,
             own: widths.clone(),
         };
@@ -451,6 +465,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             params,
             state,
             checkpoints: false,
+            batch,
             dropout,
         }
     }
@@ -465,7 +480,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
     ) -> Vec<MemberResult> {
         let start = Instant::now();
         let epochs = self.members[0].params.epochs;
-        let batch = self.members[0].params.batch_size;
+        let batch = self.batch;
         let p = self.p();
         let train_masks = Masks::<B>::eval(&self.widths, self.shape.width, &self.device);
         let eval_masks = Masks::<Inner<B>>::eval(&self.widths, self.shape.width, &self.device);
