@@ -2,7 +2,9 @@
 //! the real datasets and on broken inputs.
 
 mod data;
+mod export;
 mod features;
+mod fuzz;
 mod predict;
 mod registry;
 mod run;

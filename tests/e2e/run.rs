@@ -332,3 +332,92 @@ fn bad_runs_exit_2_naming_the_problem() {
     assert!(!cwd.join("reports").exists());
     assert!(!cwd.join("checkpoints").exists());
 }
+
+#[test]
+fn run_with_forward_selection_feeds_the_chosen_features_to_its_sweeps() {
+    let Some(train) = real_data("s4e2_train.csv") else {
+        return;
+    };
+    let data = dir_of(&train);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cwd = tmp.path();
+    std::fs::write(cwd.join("trees.toml"), TREES).expect("write");
+    let config = config_with_run(
+        cwd,
+        r#"[run]
+budget-minutes = 10
+register = "obesity-selected"
+top-k = 3
+select = "forward"
+select-model = "decision-tree"
+
+[[run.sweeps]]
+space = "trees.toml"
+n-trials = 2
+"#,
+    );
+    let out = json_of(
+        run_cmd(cwd, &config, &data).args([
+            "run",
+            "--json",
+            "--folds",
+            "2",
+            "--device",
+            "cpu",
+            "--no-track",
+            "--storage",
+            "sqlite:///studies.db",
+        ]),
+        0,
+    );
+    let select = &out["select"];
+    let chosen: Vec<String> = serde_json::from_value(select["features"].clone()).expect("list");
+    let n_total = select["n_total"].as_u64().expect("n_total") as usize;
+    // The default shares: 10% to 40% of the features.
+    assert!(
+        chosen.len() * 10 >= n_total && chosen.len() * 10 <= 4 * n_total,
+        "{select}"
+    );
+    let steps: Vec<&str> = out["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["step"].as_str().expect("name"))
+        .collect();
+    assert_eq!(steps[..3], ["data", "eda", "select"], "{steps:?}");
+    // The champion reads only the chosen features: its preprocessor's `keep` list (a fold
+    // ensemble: every member's) is the chosen set.
+    let champion = cwd.join(out["champion"].as_str().expect("champion path"));
+    tabtune_models::bundle::Bundle::load(&champion).expect("the champion loads");
+    let mut want = chosen.clone();
+    want.sort();
+    let mut lists = Vec::new();
+    for file in ["preprocessor.json", "model.json"] {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(champion.join(file)).expect("read"))
+                .expect("JSON");
+        keep_lists(&v, &mut lists);
+    }
+    assert!(!lists.is_empty(), "no keep list in {}", champion.display());
+    for mut list in lists {
+        list.sort();
+        assert_eq!(list, want);
+    }
+}
+
+/// Every non-null `keep` list in a JSON document.
+fn keep_lists(v: &serde_json::Value, out: &mut Vec<Vec<String>>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, x) in map {
+                if k == "keep" && x.is_array() {
+                    out.push(serde_json::from_value(x.clone()).expect("names"));
+                } else {
+                    keep_lists(x, out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|x| keep_lists(x, out)),
+        _ => {}
+    }
+}

@@ -265,6 +265,28 @@ fn sweep_resumes_registers_exports_and_opens_in_optuna() {
         0,
     );
     assert_eq!(predicted["rows"], 13840);
+
+    // The study's best as one ONNX file: the bundle is written first, then the model.
+    let onnx = json_of(
+        tabtune(tmp.path())
+            .args(["export", "--json", "--study", "dt", "--storage"])
+            .args([
+                "sqlite:///studies.db",
+                "--format",
+                "onnx",
+                "--output",
+                "dt.onnx",
+            ])
+            .arg("--data-dir")
+            .arg(dir_of(&train)),
+        0,
+    );
+    assert_eq!(onnx["output"], "dt.onnx");
+    assert_eq!(onnx["trial"], second["best_trial"]);
+    assert_eq!(onnx["family"], onnx["model"]);
+    let bundle = tmp.path().join(onnx["bundle"].as_str().expect("bundle"));
+    assert!(bundle.join("bundle.json").is_file(), "{onnx}");
+    assert!(tmp.path().join("dt.onnx").is_file());
 }
 
 #[test]
@@ -891,4 +913,107 @@ fn an_interrupted_sweep_exits_130_with_its_summary() {
         json["n_complete"].as_u64().expect("n_complete") >= 1,
         "{json}"
     );
+}
+
+#[test]
+fn select_tracks_every_candidate_set_in_mlflow_and_registers_each_family() {
+    let Some(uri) = mlflow_uri() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let train = synthetic(tmp.path());
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |path: &str| -> serde_json::Value {
+        let mut r = agent
+            .get(&format!("{uri}/api/2.0/mlflow/{path}"))
+            .call()
+            .expect("MLflow answers");
+        let text = r.body_mut().read_to_string().expect("body");
+        assert_eq!(r.status().as_u16(), 200, "{path}: {text}");
+        serde_json::from_str(&text).expect("JSON")
+    };
+    // As the original workflow does: selection per family at default-ish parameters, every
+    // candidate set a run, the best set's model registered under the family's name.
+    for (family, param) in [
+        ("decision-tree", "max_depth=4"),
+        ("gbdt-oblivious", "rounds=5"),
+    ] {
+        let study = format!("e2e-select-{family}-{stamp}");
+        let model = format!("e2e-select-{family}-{stamp}");
+        let v = json_of(
+            tabtune(tmp.path())
+                .args(["select", "--json", "--model", family, "--param", param])
+                .args(["--folds", "2", "--min-share", "0.02", "--max-share", "0.04"])
+                .args([
+                    "--study",
+                    &study,
+                    "--tracking-uri",
+                    &uri,
+                    "--register",
+                    &model,
+                ])
+                .arg("--input")
+                .arg(&train),
+            0,
+        );
+        let evaluations = v["evaluations"].as_u64().expect("evaluations");
+        assert!(evaluations > 50, "{v}");
+        assert_eq!(v["tracked_runs"], evaluations, "{v}");
+        assert_eq!(v["registered"]["name"], model.as_str(), "{v}");
+        assert_eq!(v["registered"]["champion"], true, "{v}");
+        let bundle = tmp
+            .path()
+            .join(v["registered"]["bundle"].as_str().expect("bundle"));
+        assert!(bundle.join("bundle.json").is_file(), "{v}");
+
+        let experiment = get(&format!("experiments/get-by-name?experiment_name={study}"));
+        let id = experiment["experiment"]["experiment_id"]
+            .as_str()
+            .expect("experiment id")
+            .to_owned();
+        let mut r = agent
+            .post(&format!("{uri}/api/2.0/mlflow/runs/search"))
+            .header("content-type", "application/json")
+            .send(serde_json::json!({"experiment_ids": [id], "max_results": 1000}).to_string())
+            .expect("search");
+        let runs: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("JSON");
+        let runs = runs["runs"].as_array().expect("runs");
+        assert_eq!(
+            runs.len() as u64,
+            evaluations,
+            "one MLflow run per feature set"
+        );
+        for run in runs {
+            let data = &run["data"];
+            let find = |list: &str, key: &str| {
+                data[list]
+                    .as_array()
+                    .and_then(|l| l.iter().find(|e| e["key"] == key))
+                    .map(|e| e["value"].clone())
+            };
+            let features = find("params", "features").expect("features param");
+            let n = find("params", "n_features").expect("n_features param");
+            let listed = features.as_str().expect("text").split(',').count();
+            assert_eq!(n.as_str(), Some(listed.to_string().as_str()), "{run}");
+            assert_eq!(find("params", "family"), Some(serde_json::json!(family)));
+            assert!(find("metrics", "cv_accuracy_mean").is_some(), "{run}");
+            assert_eq!(
+                find("tags", "tabtune.command"),
+                Some(serde_json::json!("select"))
+            );
+            assert_eq!(run["info"]["status"], "FINISHED", "{run}");
+        }
+        let alias = get(&format!(
+            "registered-models/alias?name={model}&alias=champion"
+        ));
+        assert_eq!(alias["model_version"]["version"], "1", "{alias}");
+    }
 }

@@ -1,6 +1,7 @@
 //! clap types: the command line as data.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tabtune_features::Direction;
@@ -79,7 +80,8 @@ pub enum Command {
     /// Hyperparameter study: TPE (and other samplers), pruning, parallel trials, resumable,
     /// stored in Optuna's schema; decision layer and HTML report at the end.
     Sweep(SweepArgs),
-    /// Fit a study's best (or a chosen) trial on every row and write it as a bundle.
+    /// Fit a study's best (or a chosen) trial on every row and write it as a bundle; or
+    /// write a bundle as one ONNX file or a Triton model-repository entry.
     Export(ExportArgs),
     /// Sequential forward / backward feature selection, run as a study.
     Select(SelectArgs),
@@ -265,11 +267,11 @@ pub struct ServeArgs {
     /// Port (0: any free port; the URL is printed on stderr when ready).
     #[arg(long, default_value_t = 8080, env = "TABTUNE_PORT")]
     pub port: u16,
-    /// Worker threads of the HTTP runtime.
-    #[arg(long, default_value_t = 2)]
+    /// Worker threads of the HTTP runtime (at most 4 per core).
+    #[arg(long, default_value = "2", value_parser = parse_threads)]
     pub threads: usize,
     /// Largest request body in bytes (larger: 413).
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value = "1048576", value_parser = parse_count)]
     pub max_body_bytes: usize,
     /// Predictions running or waiting at once (more: 429).
     #[arg(long, default_value_t = 64)]
@@ -293,27 +295,27 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30, value_name = "ROWS")]
     pub min_window_rows: usize,
     /// Most records in one /predict or /feedback request (more: 413 at once).
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(long, default_value = "10000", value_name = "N", value_parser = parse_count)]
     pub max_records: usize,
     /// Most problems one 422 answer lists (the rest are counted).
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    #[arg(long, default_value = "100", value_name = "N", value_parser = parse_count)]
     pub max_errors_listed: usize,
     /// Open connections at most (a new one closes the longest-idle; when all are busy it gets
     /// 503). Keep it below `ulimit -n`.
-    #[arg(long, default_value_t = 512, value_name = "N")]
+    #[arg(long, default_value = "512", value_name = "N", value_parser = parse_count)]
     pub max_connections: usize,
     /// Seconds a request's headers may take once its first byte arrived (then: closed).
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    pub header_timeout: f64,
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
     /// Seconds a request's body may take once its headers are in (then: 408).
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    pub body_timeout: f64,
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub body_timeout: Duration,
     /// Seconds a connection with no request in progress may stay silent (then: closed).
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    pub idle_timeout: f64,
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
     /// Seconds requests in progress get to finish on shutdown.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    pub shutdown_timeout: f64,
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
 }
 
 /// `tabtune monitor`.
@@ -439,7 +441,7 @@ pub struct SweepArgs {
     /// Start no new trial after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
-    /// Trials running at once.
+    /// Trials running at once (worker threads, at most 1024).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub workers: usize,
     /// Devices: auto, cpu, wgpu, cuda:N or cuda:N,M,... (workers are spread over them).
@@ -538,17 +540,29 @@ pub struct ExportArgs {
     /// Input selection and validation policy (the rows the final model is fitted on).
     #[command(flatten)]
     pub input: InputArgs,
-    /// The study.
-    #[arg(long, value_name = "NAME")]
-    pub study: String,
+    /// The study whose best (or `--trial`) trial is fitted and written as a bundle.
+    #[arg(long, value_name = "NAME", required_unless_present = "model")]
+    pub study: Option<String>,
+    /// Or a bundle to convert (`--format onnx|triton`): a folder or `models:/NAME@ALIAS`
+    /// (resolved with MLFLOW_TRACKING_URI); a modified bundle is refused as `predict` refuses
+    /// it.
+    #[arg(long, value_name = "DIR|models:/NAME@ALIAS", conflicts_with = "study")]
+    pub model: Option<String>,
+    /// What to write: a tabtune bundle (`--study` only), one self-contained ONNX file
+    /// (preprocessing inside; inputs the raw record columns, outputs `class` and
+    /// `probabilities`), or a Triton model-repository entry (`<name>/1/model.onnx`,
+    /// `config.pbtxt`, `labels.txt`). With `--study` the bundle is written first.
+    #[arg(long, value_enum, default_value = "bundle")]
+    pub format: ExportFormat,
     /// Its storage.
     #[arg(long, value_name = "URL", default_value = tabtune_pipeline::sweep::storage::DEFAULT_STORAGE)]
     pub storage: String,
     /// Export this trial instead of the best one.
     #[arg(long, value_name = "N")]
     pub trial: Option<u64>,
-    /// Bundle folder [default: checkpoints/<study>-trial<N>].
-    #[arg(long, value_name = "DIR")]
+    /// The bundle folder, ONNX file or Triton repository [default:
+    /// checkpoints/<study>-trial<N>, checkpoints/<name>.onnx, checkpoints/triton].
+    #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Device for fitting a neural model: auto, cpu, wgpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
@@ -557,6 +571,17 @@ pub struct ExportArgs {
     /// ones its out-of-fold predictions came from, averaged; `folds:N` adds N-1 model seeds).
     #[arg(long = "final", value_name = "refit|folds|folds:N", default_value = "refit", value_parser = parse_final)]
     pub final_model: FinalModel,
+}
+
+/// `tabtune export --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A tabtune bundle folder.
+    Bundle,
+    /// One ONNX file.
+    Onnx,
+    /// A Triton model-repository entry.
+    Triton,
 }
 
 /// `tabtune select`.
@@ -595,6 +620,16 @@ pub struct SelectArgs {
     /// Where the chosen feature list goes [default: reports/studies/<study>/features.json].
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// MLflow tracking server: one run per candidate feature set (experiment = the study).
+    #[arg(long, env = "MLFLOW_TRACKING_URI", value_name = "URL", value_parser = parse_tracking_uri)]
+    pub tracking_uri: Option<String>,
+    /// Track nothing (no local run records, TensorBoard files or MLflow runs).
+    #[arg(long)]
+    pub no_track: bool,
+    /// Fit the chosen set's model on every row (checkpoints/<study>-selected) and register it
+    /// as this model, moving `champion` only if it beats the current one's CV accuracy.
+    #[arg(long, value_name = "NAME")]
+    pub register: Option<String>,
 }
 
 /// `--final` values.
@@ -613,5 +648,35 @@ fn parse_tracking_uri(text: &str) -> Result<String, String> {
         Err(format!(
             "`{text}`: expected the URL of an MLflow tracking server, for example http://127.0.0.1:5000"
         ))
+    }
+}
+
+/// Counts that must let something through: an integer ≥ 1.
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected at least 1, got `{text}`")),
+    }
+}
+
+/// Timeouts: a number of seconds in (0, 86400].
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!(
+            "expected a number of seconds in (0, 86400], got `{text}`"
+        )),
+    }
+}
+
+/// `--threads`: 1 to 4 per core of this machine.
+fn parse_threads(text: &str) -> Result<usize, String> {
+    let cores = tabtune_models::max_threads();
+    let most = cores.max(2) * 4;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=most).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected an integer in 1..={most} (this machine has {cores} cores), got `{text}`"
+        )),
     }
 }

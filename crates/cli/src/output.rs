@@ -15,6 +15,13 @@ pub fn json(value: &serde_json::Value) {
     self::text(&text);
 }
 
+/// Adds the fields of the object `from` to the object `into`.
+pub fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(into), serde_json::Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
+}
+
 /// Prints text on stdout.
 pub fn text(s: &str) {
     let mut out = std::io::stdout().lock();
@@ -130,28 +137,6 @@ impl Progress for Bars {
         );
         Box::new(Bar(bar))
     }
-}
-
-/// The decision layer as JSON: every method's cross-fitted score, the champion and what
-/// ships (`labels[i]` names candidate `i`).
-pub fn decision_json(
-    d: &tabtune_pipeline::decision::DecisionReport,
-    labels: &[String],
-) -> serde_json::Value {
-    serde_json::json!({
-        "candidates": d.candidates,
-        "folds": d.folds,
-        "raw_best_single": {"trial": labels[d.best_single], "accuracy": d.raw_accuracy},
-        "methods": d.methods.iter().map(|s| serde_json::json!({
-            "method": s.method.name(),
-            "cv_accuracy": s.accuracy,
-            "cv_logloss": s.log_loss,
-        })).collect::<Vec<_>>(),
-        "champion": d.champion.name(),
-        "members": d.shipped.members.iter().map(|(i, w)| serde_json::json!({"trial": labels[*i], "weight": w})).collect::<Vec<_>>(),
-        "stacked": d.shipped.stack.is_some(),
-        "class_weights": d.shipped.class_weights.weights,
-    })
 }
 
 /// The decision layer in one line per method.

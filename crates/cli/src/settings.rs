@@ -2,11 +2,13 @@
 //! variables already applied by clap, the config's defaults) become the pipeline's settings.
 //! Flag values out of range are usage errors naming the flag.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tabtune_pipeline::export::ExportSettings;
 use tabtune_pipeline::monitor::MonitorSettings;
+use tabtune_pipeline::portable::{PortableFormat, PortableSettings};
 use tabtune_pipeline::predict::PredictSettings;
 use tabtune_pipeline::select::SelectSettings;
 use tabtune_pipeline::sweep::Validation;
@@ -14,7 +16,9 @@ use tabtune_pipeline::tracking::Tracking;
 use tabtune_pipeline::train::TrainSettings;
 use tabtune_pipeline::{RunPlan, SweepSettings};
 
-use crate::cli::{ExportArgs, MonitorArgs, PredictArgs, RunArgs, SelectArgs, SweepArgs, TrainArgs};
+use crate::cli::{
+    ExportArgs, ExportFormat, MonitorArgs, PredictArgs, RunArgs, SelectArgs, SweepArgs, TrainArgs,
+};
 use crate::context::{Context, on_invalid};
 use crate::error::{Result, UsageError};
 
@@ -45,8 +49,10 @@ pub fn train(args: &TrainArgs) -> TrainSettings {
 
 /// `tabtune sweep`.
 pub fn sweep(ctx: &Context, args: &SweepArgs) -> Result<SweepSettings> {
-    if args.workers == 0 {
-        return Err(UsageError::new("--workers", 0, "at least 1").into());
+    let max_workers = tabtune_tune::executor::MAX_WORKERS;
+    if !(1..=max_workers).contains(&args.workers) {
+        let expected = format!("an integer in 1..={max_workers}");
+        return Err(UsageError::new("--workers", args.workers, expected).into());
     }
     if args.trials_per_device == 0 {
         return Err(UsageError::new("--trials-per-device", 0, "at least 1").into());
@@ -63,11 +69,11 @@ pub fn sweep(ctx: &Context, args: &SweepArgs) -> Result<SweepSettings> {
         Some(h) => Validation::Holdout(h),
         None => Validation::Folds(args.folds),
     };
-    let timeout = match args.timeout {
-        Some(s) if !(s.is_finite() && s >= 0.0) => {
+    let timeout = match args.timeout.map(|s| (s, Duration::try_from_secs_f64(s))) {
+        Some((s, Err(_))) => {
             return Err(UsageError::new("--timeout", s, "a number of seconds ≥ 0").into());
         }
-        other => other.map(Duration::from_secs_f64),
+        other => other.and_then(|(_, d)| d.ok()),
     };
     let mut s = SweepSettings::new(Arc::clone(&ctx.config), &args.sweep);
     s.input = Context::input(&args.input);
@@ -122,20 +128,52 @@ pub fn select(args: &SelectArgs) -> Result<SelectSettings> {
         storage: args.storage.clone(),
         seed: args.seed,
         output: args.output.clone(),
+        tracking: tracking(args.no_track, args.tracking_uri.as_ref()),
+        register: args.register.clone(),
     })
 }
 
-/// `tabtune export`.
-pub fn export(args: &ExportArgs) -> ExportSettings {
+/// `tabtune export --study`: the bundle step (`--output` is the bundle only with
+/// `--format bundle`).
+pub fn export(args: &ExportArgs, study: &str) -> ExportSettings {
     ExportSettings {
         input: Context::input(&args.input),
-        study: args.study.clone(),
+        study: study.to_owned(),
         storage: args.storage.clone(),
         trial: args.trial,
-        output: args.output.clone(),
+        output: args
+            .output
+            .clone()
+            .filter(|_| args.format == ExportFormat::Bundle),
         device: args.device.clone(),
         final_model: args.final_model,
     }
+}
+
+/// `tabtune export --format onnx|triton`: of `--model`, or of the bundle just written.
+pub fn portable(args: &ExportArgs, written: Option<&Path>) -> Result<Option<PortableSettings>> {
+    let format = match args.format {
+        ExportFormat::Bundle if args.model.is_some() => {
+            return Err(
+                UsageError::new("--format", "bundle", "onnx or triton with --model").into(),
+            );
+        }
+        ExportFormat::Bundle => return Ok(None),
+        ExportFormat::Onnx => PortableFormat::Onnx,
+        ExportFormat::Triton => PortableFormat::Triton,
+    };
+    let Some(model) = written
+        .map(|dir| dir.to_string_lossy().into_owned())
+        .or_else(|| args.model.clone())
+    else {
+        return Err(UsageError::new("--model", "nothing", "a bundle (or --study)").into());
+    };
+    Ok(Some(PortableSettings {
+        model,
+        format,
+        output: args.output.clone(),
+        name: None,
+    }))
 }
 
 /// `tabtune predict`.
@@ -161,10 +199,12 @@ pub fn monitor(args: &MonitorArgs) -> MonitorSettings {
 
 /// `tabtune run`: the config's `[run]` plan with the flags' overrides.
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<RunPlan> {
+    let most = tabtune_pipeline::settings::MAX_BUDGET_MINUTES;
     if let Some(budget) = args.budget_minutes
-        && !(budget.is_finite() && budget > 0.0)
+        && !(budget > 0.0 && budget <= most)
     {
-        return Err(UsageError::new("--budget-minutes", budget, "a number of minutes > 0").into());
+        let expected = format!("a number of minutes in (0, {most}]");
+        return Err(UsageError::new("--budget-minutes", budget, expected).into());
     }
     if args.n_trials == Some(0) {
         return Err(UsageError::new("--n-trials", 0, "at least 1").into());
@@ -183,40 +223,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<RunPlan> {
     Ok(plan)
 }
 
-/// `tabtune serve`'s limits and timeouts, each checked (counts at least 1, timeouts positive
-/// and finite, runtime threads within the machine's cores).
-pub fn serve_options(args: &crate::cli::ServeArgs) -> Result<tabtune_infer::serve::ServeOptions> {
-    use std::time::Duration;
-    let max_threads = tabtune_models::max_threads();
-    if args.threads == 0 || args.threads > max_threads.max(2) * 4 {
-        return Err(UsageError::new(
-            "--threads",
-            args.threads,
-            format!(
-                "an integer in 1..={} (this machine has {max_threads} cores)",
-                max_threads.max(2) * 4
-            ),
-        )
-        .into());
-    }
-    for (flag, value) in [
-        ("--max-body-bytes", args.max_body_bytes),
-        ("--max-records", args.max_records),
-        ("--max-errors-listed", args.max_errors_listed),
-        ("--max-connections", args.max_connections),
-    ] {
-        if value == 0 {
-            return Err(UsageError::new(flag, value, "at least 1").into());
-        }
-    }
-    let seconds = |flag: &'static str, v: f64| -> Result<Duration> {
-        if v.is_finite() && v > 0.0 && v <= 86_400.0 {
-            Ok(Duration::from_secs_f64(v))
-        } else {
-            Err(UsageError::new(flag, v, "a number of seconds in (0, 86400]").into())
-        }
-    };
-    Ok(tabtune_infer::serve::ServeOptions {
+/// `tabtune serve`'s limits and timeouts (clap checked each: counts at least 1, timeouts
+/// positive, threads within the machine's cores).
+pub fn serve_options(args: &crate::cli::ServeArgs) -> tabtune_infer::serve::ServeOptions {
+    tabtune_infer::serve::ServeOptions {
         max_body_bytes: args.max_body_bytes,
         max_records: args.max_records,
         max_errors_listed: args.max_errors_listed,
@@ -224,10 +234,10 @@ pub fn serve_options(args: &crate::cli::ServeArgs) -> Result<tabtune_infer::serv
         window: args.window,
         min_window_rows: args.min_window_rows,
         max_connections: args.max_connections,
-        header_timeout: seconds("--header-timeout", args.header_timeout)?,
-        body_timeout: seconds("--body-timeout", args.body_timeout)?,
-        idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
-        shutdown_timeout: seconds("--shutdown-timeout", args.shutdown_timeout)?,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        idle_timeout: args.idle_timeout,
+        shutdown_timeout: args.shutdown_timeout,
         ..tabtune_infer::serve::ServeOptions::default()
-    })
+    }
 }

@@ -1,5 +1,5 @@
-//! Exports a bundle folder to ONNX (and optionally a Triton model repository), the way the
-//! `tabtune export --format onnx|triton` command will once it is wired:
+//! Exports a bundle folder to ONNX (and optionally a Triton model repository) with this crate
+//! alone, as `tabtune export --model DIR --format onnx|triton` does:
 //!
 //! ```sh
 //! cargo run --release -p tabtune-onnx --example export -- BUNDLE_DIR OUT.onnx [--triton REPO]

@@ -29,6 +29,9 @@ pub enum PipelineError {
     /// Loading a bundle or predicting with it.
     #[error(transparent)]
     Infer(#[from] tabtune_infer::InferError),
+    /// Exporting a bundle to ONNX (a part with no ONNX form, a modified bundle).
+    #[error(transparent)]
+    Onnx(#[from] tabtune_onnx::OnnxError),
 
     // Settings.
     /// A setting outside the values it takes.
@@ -265,6 +268,7 @@ impl PipelineError {
             Self::Tune(e) => e.is_bad_input(),
             Self::Track(e) => e.is_bad_input(),
             Self::Infer(e) => e.is_bad_input(),
+            Self::Onnx(e) => e.is_bad_input(),
             Self::Sweep { source, .. } => source.is_bad_input(),
             Self::Fetch { bad_input, .. } => *bad_input,
             Self::Setting { .. }

@@ -3,7 +3,8 @@
 //! Owns: sweep objectives (tree and neural trials, population batching, pruning, out-of-fold
 //! recording) and the study attributes they store ([`sweep`]); sequential feature selection
 //! ([`select`]); the decision layer on out-of-fold predictions and its ensemble bundle
-//! ([`decision`]); exporting trials as bundles ([`export`]); cross-validating one family
+//! ([`decision`]); exporting trials as bundles ([`export`]) and bundles as ONNX files or Triton entries
+//! ([`portable`]); cross-validating one family
 //! ([`train`]); the engineered table of a file ([`features`]); the study HTML report ([`report`]); batch prediction, monitoring and EDA as
 //! steps of a run ([`predict`], [`monitor`], [`eda`]); the whole pipeline ([`run()`]); the
 //! experiment settings of a config (`[run]`, [`settings`]); and the data every path trains
@@ -41,7 +42,9 @@ pub mod eda;
 mod error;
 pub mod export;
 pub mod features;
+mod json;
 pub mod monitor;
+pub mod portable;
 pub mod predict;
 pub mod progress;
 pub mod report;

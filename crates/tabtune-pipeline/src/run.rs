@@ -35,6 +35,7 @@ use crate::error::{PipelineError, Result};
 use crate::monitor::{MonitorSettings, Monitored, monitor};
 use crate::predict::{PredictSettings, Predicted, predict_file};
 use crate::progress::Hooks;
+use crate::select::SelectSettings;
 use crate::settings::RunSettings;
 use crate::sweep::storage::DEFAULT_STORAGE;
 use crate::sweep::{SweepOutcome, SweepSettings, Validation, sweep};
@@ -258,6 +259,8 @@ pub struct RunOutcome {
     pub allocation: Vec<Allocation>,
     /// The decision layer, when it ran.
     pub decision: Option<Decided>,
+    /// The feature-selection step (`[run] select`), when it ran.
+    pub selected: Option<crate::select::SelectOutcome>,
     /// The champion.
     pub champion: Champion,
     /// Which registry holds it (`local checkpoints/registry`, `MLflow http://...`).
@@ -308,7 +311,45 @@ pub fn run(plan: &RunPlan, hooks: &Hooks) -> Result<RunOutcome> {
         detail: format!("{} rows", eda.valid_rows),
     });
 
-    // 3. The sweeps, sized by the device and sharing the budget.
+    // 3. Feature selection (`[run] select`), its list fed to every sweep; its time comes out
+    //    of the sweeps' budget.
+    let selected = match settings.select {
+        Some(strategy) => {
+            let t = Instant::now();
+            let o = crate::select::select(
+                config,
+                &SelectSettings {
+                    model: settings.select_model.clone(),
+                    strategy,
+                    // Fewer folds than the sweeps (3 by default): it scores hundreds of sets.
+                    folds: plan.folds.unwrap_or(SelectSettings::default().folds),
+                    study: Some(format!("{}-run-select", config.name)),
+                    storage: plan.storage.clone(),
+                    seed: plan.seed,
+                    tracking: plan.tracking.clone(),
+                    ..SelectSettings::default()
+                },
+                progress,
+            )?;
+            steps.push(Step {
+                name: "select",
+                seconds: t.elapsed().as_secs_f64(),
+                detail: format!(
+                    "{} {} of {} features by {} (CV accuracy {:.4}; all features {:.4})",
+                    strategy.name(),
+                    o.features.len(),
+                    o.n_total,
+                    o.model,
+                    o.accuracy,
+                    o.baseline_accuracy
+                ),
+            });
+            Some(o)
+        }
+        None => None,
+    };
+
+    // 4. The sweeps, sized by the device and sharing the budget.
     let device = select(DeviceRequest::parse(&plan.device)?)?;
     let gpu = is_gpu(&device);
     tracing::info!(
@@ -439,7 +480,8 @@ pub fn run(plan: &RunPlan, hooks: &Hooks) -> Result<RunOutcome> {
             sweep_settings.storage.clone_from(&plan.storage);
             sweep_settings.n_trials = n_trials;
             // Whole seconds, as the command line's --timeout took them.
-            sweep_settings.timeout = Some(Duration::from_secs_f64(timeout.round()));
+            sweep_settings.timeout =
+                Some(Duration::try_from_secs_f64(timeout.round()).unwrap_or(Duration::MAX));
             sweep_settings.pruner.clone_from(&s.pruner);
             sweep_settings.sampler.clone_from(&s.sampler);
             sweep_settings.device = device_arg(&plan.device, &device);
@@ -452,6 +494,7 @@ pub fn run(plan: &RunPlan, hooks: &Hooks) -> Result<RunOutcome> {
             sweep_settings.tracking = plan.tracking.clone();
             sweep_settings.population = population;
             sweep_settings.final_model = settings.final_model;
+            sweep_settings.features = selected.as_ref().map(|o| o.output.clone());
             let outcome = sweep(&sweep_settings, hooks).map_err(|e| PipelineError::Sweep {
                 index: i + 1,
                 space: s.space.clone(),
@@ -648,6 +691,7 @@ pub fn run(plan: &RunPlan, hooks: &Hooks) -> Result<RunOutcome> {
         sweeps: done,
         allocation,
         decision,
+        selected,
         champion,
         registry: registry.describe(),
         eda,

@@ -15,11 +15,19 @@ use tabtune_tune::storage::redact;
 use tabtune_tune::study::{Engine, Outcome, Study};
 use tabtune_tune::{Direction, SearchSpace, TrialState, pruner_from_name, sampler_from_name};
 
+use tabtune_track::registry::{open_registry, register_and_maybe_promote};
+use tabtune_track::{MultiTracker, RunSpec, RunStatus};
+use tabtune_train::CvReport;
+use tabtune_train::nn::DeviceChoice;
+
 use crate::data::{Input, kfold, load_training};
 use crate::error::{PipelineError, Result};
+use crate::export::{BundleInput, final_params, mean_rounds, write_bundle};
 use crate::progress::{Progress, Task};
+use crate::sweep::Registered;
 use crate::sweep::attrs::{ATTR_FEATURES, ATTR_LOGLOSS_MEAN, ATTR_N_FEATURES};
-use crate::sweep::storage::{DEFAULT_STORAGE, open_storage, study_dir};
+use crate::sweep::storage::{DEFAULT_STORAGE, open_storage, sanitize, study_dir};
+use crate::tracking::{Tracking, flat_params, flush};
 
 /// Which way the search goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +74,13 @@ pub struct SelectSettings {
     pub seed: Option<u64>,
     /// Where the chosen feature list goes; `None`: `reports/studies/<study>/features.json`.
     pub output: Option<PathBuf>,
+    /// Where each candidate set's cross-validation is tracked (one run per set, experiment =
+    /// the study): the local store, TensorBoard, and MLflow with a tracking URI.
+    pub tracking: Tracking,
+    /// Register the chosen set's model (fitted on every row into
+    /// `checkpoints/<study>-selected`) under this name; `champion` moves to it only if it beats
+    /// the current one on CV accuracy.
+    pub register: Option<String>,
 }
 
 impl Default for SelectSettings {
@@ -82,6 +97,8 @@ impl Default for SelectSettings {
             storage: DEFAULT_STORAGE.to_owned(),
             seed: None,
             output: None,
+            tracking: Tracking::default(),
+            register: None,
         }
     }
 }
@@ -117,6 +134,10 @@ pub struct SelectOutcome {
     pub rows: usize,
     /// The written feature list.
     pub output: PathBuf,
+    /// Runs tracked (one per feature set this invocation cross-validated).
+    pub tracked_runs: usize,
+    /// The chosen set's registered model, with `register`.
+    pub registered: Option<Registered>,
     /// Wall seconds.
     pub seconds: f64,
 }
@@ -130,8 +151,14 @@ struct Scorer<'a> {
     params: &'a ModelParams,
     kfold: KFold,
     done: HashMap<Vec<String>, f64>,
+    /// The CV reports of the sets this invocation scored (the chosen set's becomes the
+    /// registered model's metrics).
+    reports: HashMap<Vec<String>, CvReport>,
     evaluated: usize,
     bar: Box<dyn Task>,
+    tracker: MultiTracker,
+    /// Params every tracked run records: the family's, the strategy, the family.
+    run_params: Value,
 }
 
 impl Scorer<'_> {
@@ -148,8 +175,10 @@ impl Scorer<'_> {
         match cross_validate(self.table, &spec, self.params, self.kfold, &mut |_| {}) {
             Ok(report) => {
                 h.set_user_attr(ATTR_LOGLOSS_MEAN, json!(report.logloss_mean))?;
+                self.track(h.number(), set, &report);
                 h.tell(Outcome::Complete(report.accuracy_mean))?;
-                self.done.insert(key, report.accuracy_mean);
+                self.done.insert(key.clone(), report.accuracy_mean);
+                self.reports.insert(key, report.clone());
                 self.evaluated += 1;
                 self.bar.inc(1);
                 Ok(report.accuracy_mean)
@@ -159,6 +188,44 @@ impl Scorer<'_> {
                 Err(e.into())
             }
         }
+    }
+}
+
+impl Scorer<'_> {
+    /// One tracked run per candidate set: the set and its size as params, the CV means and
+    /// per-fold metrics (step = fold).
+    fn track(&self, number: u64, set: &[String], report: &CvReport) {
+        if self.tracker.is_empty() {
+            return;
+        }
+        let study = self.study.name();
+        let spec = RunSpec::new(study, format!("trial-{number}-{}-features", set.len()))
+            .trial(study, number)
+            .params_json(&self.run_params)
+            .param("features", set.join(","))
+            .param("n_features", set.len())
+            .tag("tabtune.command", "select");
+        let mut run = self.tracker.start_run(&spec);
+        for (step, fold) in report.folds.iter().enumerate() {
+            run.log_metrics(
+                step as u64,
+                &[
+                    ("fold_accuracy", fold.accuracy),
+                    ("fold_logloss", fold.logloss),
+                ],
+            );
+        }
+        run.log_metrics(
+            0,
+            &[
+                ("cv_accuracy_mean", report.accuracy_mean),
+                ("cv_accuracy_std", report.accuracy_std),
+                ("cv_logloss_mean", report.logloss_mean),
+                ("n_features", set.len() as f64),
+                ("seconds", report.seconds),
+            ],
+        );
+        run.end(RunStatus::Finished);
     }
 }
 
@@ -273,7 +340,8 @@ pub fn select(
     overrides.extend(settings.params.iter().cloned());
     let params = family.params(&overrides)?;
     let kfold = kfold(config, Some(settings.folds), Some(seed));
-    let table = load_training(config, &settings.input, progress)?.table_with(None)?;
+    let training = load_training(config, &settings.input, progress)?;
+    let table = training.table_with(None)?;
     let spec = PreprocessorSpec::from_config(config);
     if let Some(labels) = table.target.as_deref() {
         kfold.split(labels, spec.schema().classes().len())?;
@@ -320,6 +388,9 @@ pub fn select(
         }
     }
     let resumed = done.len();
+    let mut run_params = flat_params(&params);
+    run_params["family"] = json!(family.name());
+    run_params["strategy"] = json!(strategy);
     let mut scorer = Scorer {
         study,
         table: &table,
@@ -327,7 +398,10 @@ pub fn select(
         params: &params,
         kfold,
         done,
+        reports: HashMap::new(),
         evaluated: 0,
+        tracker: settings.tracking.tracker(),
+        run_params,
         bar: progress.counter(
             planned(n, min_k, max_k, settings.strategy),
             0,
@@ -348,6 +422,25 @@ pub fn select(
             max: max_k,
         })?;
     let baseline = scorer.score(&all)?;
+    flush(&scorer.tracker);
+    let registered = match &settings.register {
+        Some(name) => Some(register_selected(
+            &Selected {
+                config,
+                settings,
+                family,
+                params: &params,
+                spec: &spec,
+                table: &table,
+                input: &training.path,
+            },
+            &mut scorer,
+            &chosen,
+            name,
+            progress,
+        )?),
+        None => None,
+    };
     let output = settings
         .output
         .clone()
@@ -370,11 +463,93 @@ pub fn select(
         accuracy,
         baseline_accuracy: baseline,
         by_size,
+        tracked_runs: if scorer.tracker.is_empty() {
+            0
+        } else {
+            scorer.evaluated
+        },
+        registered,
         evaluations: scorer.evaluated,
         resumed,
         rows: table.n_rows(),
         output,
         seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// What the chosen set's model is fitted from.
+struct Selected<'a> {
+    config: &'a Config,
+    settings: &'a SelectSettings,
+    family: Family,
+    params: &'a ModelParams,
+    spec: &'a PreprocessorSpec,
+    table: &'a Table,
+    input: &'a Path,
+}
+
+/// Fits the chosen set's model on every row into `checkpoints/<study>-selected` (for the
+/// folds' mean rounds) and registers it as `name`, moving `champion` only if its CV accuracy
+/// beats the current holder's.
+fn register_selected(
+    s: &Selected<'_>,
+    scorer: &mut Scorer<'_>,
+    chosen: &[String],
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<Registered> {
+    let mut key = chosen.to_vec();
+    key.sort();
+    let spec = s.spec.clone().with_features(chosen.to_vec());
+    // A set scored by an earlier invocation has no report here: cross-validate it once more.
+    let report = match scorer.reports.get(&key) {
+        Some(r) => r.clone(),
+        None => cross_validate(s.table, &spec, s.params, scorer.kfold, &mut |_| {})?,
+    };
+    let metrics = BTreeMap::from([
+        ("cv_accuracy_mean".to_owned(), report.accuracy_mean),
+        ("cv_accuracy_std".to_owned(), report.accuracy_std),
+        ("cv_logloss_mean".to_owned(), report.logloss_mean),
+        ("cv_folds".to_owned(), report.folds.len() as f64),
+        ("n_features".to_owned(), chosen.len() as f64),
+    ]);
+    let dir = PathBuf::from(format!(
+        "checkpoints/{}-selected",
+        sanitize(scorer.study.name())
+    ));
+    let bundle = write_bundle(
+        &BundleInput {
+            family: s.family,
+            params: &final_params(s.params, mean_rounds(&report)),
+            table: s.table,
+            spec: &spec,
+            input: s.input,
+            metrics,
+            device: &DeviceChoice::cpu("tree families run on the CPU"),
+        },
+        &dir,
+        progress,
+    )?;
+    let registry = open_registry(s.settings.tracking.uri.as_deref())?;
+    let (version, promotion) = register_and_maybe_promote(
+        registry.as_ref(),
+        name,
+        &bundle,
+        "cv_accuracy_mean",
+        Direction::Maximize,
+    )?;
+    tracing::info!(
+        "registered {} as {name} version {} ({}; task {})",
+        bundle.display(),
+        version.version,
+        promotion.reason,
+        s.config.name
+    );
+    Ok(Registered {
+        name: name.to_owned(),
+        bundle,
+        version,
+        promotion,
     })
 }
 

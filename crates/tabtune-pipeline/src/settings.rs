@@ -13,6 +13,10 @@ use tabtune_features::{Config, FeaturesError};
 use crate::decision::DecisionOptions;
 use crate::error::Result;
 use crate::export::FinalModel;
+use crate::select::Strategy;
+
+/// The largest time budget of a run: a year, in minutes.
+pub const MAX_BUDGET_MINUTES: f64 = 525_600.0;
 
 /// Resolved `[run]`: the plan of `tabtune run`.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +43,11 @@ pub struct RunSettings {
     pub preset: Option<String>,
     /// The config's presets, by name.
     pub presets: BTreeMap<String, Preset>,
+    /// A feature-selection step before the sweeps (`select = "forward"` or `"backward"`): its
+    /// chosen list feeds every sweep. `None` (`"none"`, the default): every feature.
+    pub select: Option<Strategy>,
+    /// The tree family scoring candidate sets (`select-model`, default `decision-tree`).
+    pub select_model: String,
 }
 
 /// A `[run.presets.<name>]` table: what `tabtune run --preset <name>` changes in `[run]`.
@@ -166,6 +175,10 @@ struct RunFile {
     presets: Option<BTreeMap<String, PresetFile>>,
     /// Default: `["greedy", "stack", "biases"]`.
     decision: Option<Vec<String>>,
+    /// Default: "none".
+    select: Option<String>,
+    /// Default: "decision-tree".
+    select_model: Option<String>,
 }
 
 /// One `[[run.sweeps]]` entry as written.
@@ -217,11 +230,11 @@ fn resolve(
     file: RunFile,
 ) -> std::result::Result<RunSettings, FeaturesError> {
     let budget_minutes = file.budget_minutes.unwrap_or(12.0);
-    if !(budget_minutes.is_finite() && budget_minutes > 0.0) {
+    if !(budget_minutes > 0.0 && budget_minutes <= MAX_BUDGET_MINUTES) {
         return Err(err(
             path,
             "run.budget-minutes",
-            format!("{budget_minutes}, expected a number of minutes > 0"),
+            format!("{budget_minutes}, expected a number of minutes in (0, {MAX_BUDGET_MINUTES}]"),
         ));
     }
     let top_k = file.top_k.unwrap_or(5);
@@ -310,12 +323,12 @@ fn resolve(
     for (name, p) in file.presets.unwrap_or_default() {
         let key = |k: &str| format!("run.presets.{name}.{k}");
         if let Some(b) = p.budget_minutes
-            && !(b.is_finite() && b > 0.0)
+            && !(b > 0.0 && b <= MAX_BUDGET_MINUTES)
         {
             return Err(err(
                 path,
                 key("budget-minutes"),
-                format!("{b}, expected a number of minutes > 0"),
+                format!("{b}, expected a number of minutes in (0, {MAX_BUDGET_MINUTES}]"),
             ));
         }
         let top_k =
@@ -373,6 +386,33 @@ fn resolve(
     }
     let decision =
         parse_decision(path, "run.decision", file.decision.as_deref())?.unwrap_or_default();
+    let select = match file.select.as_deref().unwrap_or("none") {
+        "none" => None,
+        "forward" => Some(Strategy::Forward),
+        "backward" => Some(Strategy::Backward),
+        other => {
+            return Err(err(
+                path,
+                "run.select",
+                format!("`{other}`, expected none, forward or backward"),
+            ));
+        }
+    };
+    let select_model = file
+        .select_model
+        .unwrap_or_else(|| "decision-tree".to_owned());
+    match tabtune_train::Family::parse(&select_model) {
+        Ok(f) if !f.is_neural() => {}
+        _ => {
+            return Err(err(
+                path,
+                "run.select-model",
+                format!(
+                    "`{select_model}`, expected a tree family (decision-tree, gbdt-leafwise, ...)"
+                ),
+            ));
+        }
+    }
     Ok(RunSettings {
         budget_minutes,
         register,
@@ -384,6 +424,8 @@ fn resolve(
         first_round,
         preset: file.preset,
         presets,
+        select,
+        select_model,
     })
 }
 
@@ -530,6 +572,10 @@ mod tests {
                 "run.sweeps[0].gpu-population",
             ),
             ("[run]\nbudget = 3\n", "budget"),
+            ("[run]\nbudget-minutes = 1e9\n", "run.budget-minutes"),
+            ("[run]\nselect = \"sideways\"\n", "run.select"),
+            ("[run]\nselect-model = \"mlp\"\n", "run.select-model"),
+            ("[run]\nselect-model = \"gbdt\"\n", "run.select-model"),
             (
                 "[run]\ndecision = [\"greedy\", \"blend\"]\n",
                 "run.decision",

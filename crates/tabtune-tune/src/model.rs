@@ -457,6 +457,21 @@ impl ParamValue {
     }
 }
 
+impl ParamValue {
+    /// The value for a table: floats to 4 significant digits (scientific notation below 1e-3
+    /// and from 1e5 on), integers and choices as they are.
+    pub fn short(&self) -> String {
+        match self {
+            Self::Float(x) if *x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e5) => format!("{x:.3e}"),
+            Self::Float(x) => {
+                let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;
+                format!("{x:.digits$}")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ParamValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -4,46 +4,17 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use tabtune_track::registry::{
-    ModelVersion, Promotion, RegisteredModel, open_registry, register_tagged_and_maybe_promote,
-};
+use tabtune_track::registry::{ModelVersion, open_registry, register_tagged_and_maybe_promote};
 
 use crate::cli::RegistryCommand;
 use crate::context::Context;
 use crate::error::Result;
 use crate::output;
 
-fn version_json(v: &ModelVersion, aliases: &BTreeMap<String, u64>) -> serde_json::Value {
-    json!({
-        "version": v.version,
-        "aliases": aliases.iter().filter(|(_, n)| **n == v.version).map(|(a, _)| a).collect::<Vec<_>>(),
-        "created_ms": v.created_ms,
-        "source": v.source,
-        "run_id": v.run_id,
-        "bundle": v.bundle_name,
-        "family": v.family,
-        "metrics": v.metrics,
-        "tags": v.tags,
-    })
-}
-
-fn model_json(m: &RegisteredModel) -> serde_json::Value {
-    json!({
-        "name": m.name,
-        "aliases": m.aliases,
-        "tags": m.tags,
-        "versions": m.versions.iter().map(|v| version_json(v, &m.aliases)).collect::<Vec<_>>(),
-    })
-}
-
 fn metric_cell(v: &ModelVersion, key: &str) -> String {
     v.metrics
         .get(key)
         .map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"))
-}
-
-fn promotion_json(p: &Promotion) -> serde_json::Value {
-    serde_json::to_value(p).expect("promotions always serialize")
 }
 
 /// Runs the command.
@@ -96,7 +67,7 @@ pub fn run(ctx: &Context, command: &RegistryCommand) -> Result<()> {
             let registry = open_registry(args.tracking_uri.as_deref())?;
             let model = registry.model(&args.name)?;
             if ctx.json {
-                output::json(&model_json(&model));
+                output::json(&model.to_json());
             } else {
                 let rows: Vec<Vec<String>> = model
                     .versions
@@ -104,13 +75,7 @@ pub fn run(ctx: &Context, command: &RegistryCommand) -> Result<()> {
                     .map(|v| {
                         vec![
                             v.version.to_string(),
-                            model
-                                .aliases
-                                .iter()
-                                .filter(|(_, n)| **n == v.version)
-                                .map(|(a, _)| a.clone())
-                                .collect::<Vec<_>>()
-                                .join(","),
+                            model.aliases_of(v.version).join(","),
                             v.family.clone(),
                             metric_cell(v, "cv_accuracy_mean"),
                             metric_cell(v, "cv_logloss_mean"),
@@ -173,7 +138,7 @@ pub fn run(ctx: &Context, command: &RegistryCommand) -> Result<()> {
                     "version": version.version,
                     "registry": registry.describe(),
                     "model": format!("models:/{}/{}", args.name, version.version),
-                    "promotion": promotion.as_ref().map(promotion_json),
+                    "promotion": promotion,
                 }));
             } else {
                 let mut text = format!(

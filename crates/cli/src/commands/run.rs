@@ -1,9 +1,7 @@
 //! `tabtune run`: the whole pipeline from one config (see `tabtune_pipeline::run`); prints a
 //! table of its steps and where everything went, or one JSON object.
 
-use serde_json::{Value, json};
 use tabtune_pipeline::RunOutcome;
-use tabtune_pipeline::run::SweepRun;
 
 use crate::cli::RunArgs;
 use crate::context::Context;
@@ -15,56 +13,11 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     let plan = settings::run(ctx, args)?;
     let o = tabtune_pipeline::run(&plan, &ctx.hooks()?)?;
     if ctx.json {
-        output::json(&outcome_json(&o, &plan.settings.register));
+        output::json(&o.to_json(&plan.settings.register));
     } else {
         output::text(&outcome_text(&o, &ctx.config.name));
     }
     Ok(())
-}
-
-fn outcome_json(o: &RunOutcome, register: &str) -> Value {
-    let c = &o.champion;
-    json!({
-        "champion": c.dir,
-        "champion_ref": c.reference,
-        "version": c.version,
-        "family": c.family,
-        "cv_accuracy": c.cv_accuracy,
-        "cv_logloss": c.cv_logloss,
-        "registered_name": register,
-        "device": o.device.name,
-        "adapter": o.device.adapter,
-        "registry": o.registry,
-        "studies": o.sweeps.iter().map(sweep_json).collect::<Vec<_>>(),
-        "decision": o.decision.as_ref().map(|d| {
-            let mut v = output::decision_json(&d.report, &d.labels);
-            v["accuracy"] = json!(d.ensemble.accuracy);
-            v["bundle"] = json!(d.ensemble.dir);
-            v["version"] = json!(d.version);
-            v
-        }),
-        "allocation": o.allocation.iter().map(|a| json!({
-            "space": a.space,
-            "share": a.share,
-            "first_seconds": a.first_seconds,
-            "first_best": a.first_best,
-            "weight": a.weight,
-            "second_seconds": a.second_seconds,
-        })).collect::<Vec<_>>(),
-        "reports": {
-            "run": o.report,
-            "eda": o.eda.path,
-            "studies": o.sweeps.iter().map(|d| &d.outcome.report).collect::<Vec<_>>(),
-            "monitor": o.monitored.as_ref().map(|m| &m.path),
-            "submission": o.submission.as_ref().map(|p| &p.output),
-        },
-        "submission_rows": o.submission.as_ref().map(|p| p.rows),
-        "dataset_drift": o.monitored.as_ref().map(|m| m.report.dataset_drift),
-        "drifted_columns": o.monitored.as_ref().map(|m| m.report.drifted_columns()),
-        "budget_minutes": o.budget_minutes,
-        "seconds": o.seconds,
-        "steps": o.steps.iter().map(|s| json!({"step": s.name, "seconds": s.seconds, "detail": s.detail})).collect::<Vec<_>>(),
-    })
 }
 
 fn outcome_text(o: &RunOutcome, task: &str) -> String {
@@ -128,35 +81,4 @@ fn outcome_text(o: &RunOutcome, task: &str) -> String {
         c.reference
     ));
     s
-}
-
-fn sweep_json(d: &SweepRun) -> Value {
-    let o = &d.outcome;
-    json!({
-        "space": d.space,
-        "study": o.study,
-        "storage": o.storage,
-        "metric": o.metric.name(),
-        "n_trials": d.n_trials,
-        "population": d.population,
-        "timeout_seconds": d.timeout,
-        "n_complete": o.summary.n_complete,
-        "n_pruned": o.summary.n_pruned,
-        "n_failed": o.summary.n_failed,
-        "best_value": o.summary.best.as_ref().and_then(|b| b.value),
-        "best_trial": o.summary.best.as_ref().map(|b| b.number),
-        "decision": o.decision.as_ref().map(|d| {
-            let labels: Vec<String> = d.trials.iter().map(|n| format!("#{n}")).collect();
-            output::decision_json(&d.report, &labels)
-        }),
-        "registered": o.registered.as_ref().map(|r| json!({
-            "name": r.name,
-            "version": r.version.version,
-            "bundle": r.bundle,
-            "champion": r.promotion.promoted,
-            "reason": r.promotion.reason,
-        })),
-        "report": o.report,
-        "seconds": o.summary.seconds,
-    })
 }

@@ -1,6 +1,5 @@
 //! `tabtune select`: sequential forward or backward feature selection, run as a study.
 
-use serde_json::json;
 use tabtune_pipeline::select::select;
 
 use crate::cli::SelectArgs;
@@ -14,27 +13,7 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
     let strategy = o.strategy.name();
     let (min_k, max_k) = o.range;
     if ctx.json {
-        let path: Vec<serde_json::Value> = o
-            .by_size
-            .iter()
-            .map(|(k, (s, set))| json!({"n_features": k, "accuracy": s, "features": set}))
-            .collect();
-        output::json(&json!({
-            "study": o.study,
-            "storage": o.storage,
-            "strategy": strategy,
-            "model": o.model,
-            "features": o.features,
-            "n_features": o.features.len(),
-            "n_total": o.n_total,
-            "accuracy": o.accuracy,
-            "baseline_accuracy": o.baseline_accuracy,
-            "evaluations": o.evaluations,
-            "resumed": o.resumed,
-            "path": path,
-            "output": o.output,
-            "seconds": o.seconds,
-        }));
+        output::json(&o.to_json());
         return Ok(());
     }
     let rows: Vec<Vec<String>> = o
@@ -63,6 +42,15 @@ pub fn run(ctx: &Context, args: &SelectArgs) -> Result<()> {
         o.features.join(", "),
         o.output.display()
     ));
+    if let Some(r) = &o.registered {
+        s.push_str(&format!(
+            "registered {} as {} version {}: {}\n",
+            r.bundle.display(),
+            r.name,
+            r.version.version,
+            r.promotion.reason
+        ));
+    }
     output::text(&s);
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::settings;
 
 /// Runs the command until Ctrl-C or SIGTERM.
 pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
-    let options = settings::serve_options(args)?;
+    let options = settings::serve_options(args);
     let source = args.model.to_string_lossy().into_owned();
     let predictor = load_model(&source)?;
     let name = predictor.bundle().meta.name.clone();

@@ -1,10 +1,8 @@
 //! `tabtune sweep`: a hyperparameter study over the training data; the leaderboard (or
 //! `--json`) at the end.
 
-use serde_json::{Value, json};
 use tabtune_pipeline::sweep::Decision;
 use tabtune_pipeline::{SweepOutcome, sweep};
-use tabtune_tune::ParamValue;
 
 use crate::cli::SweepArgs;
 use crate::context::Context;
@@ -30,54 +28,11 @@ pub fn run(ctx: &Context, args: &SweepArgs) -> Result<()> {
 
 /// Prints the leaderboard (or the `--json` object).
 pub fn print_summary(ctx: &Context, p: &SweepOutcome) {
-    let best = p.summary.best.as_ref();
-    let best_params: serde_json::Map<String, Value> = best
-        .map(|b| {
-            b.params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let reason = p.stop_reason();
     if ctx.json {
-        let decision = p.decision.as_ref().map(
-            |Decision {
-                 report: d,
-                 trials: numbers,
-             }| {
-                let labels: Vec<String> = numbers.iter().map(|n| format!("#{n}")).collect();
-                output::decision_json(d, &labels)
-            },
-        );
-        output::json(&json!({
-            "study": p.study,
-            "storage": p.storage,
-            "metric": p.metric.name(),
-            "n_trials": p.n_trials,
-            "n_complete": p.summary.n_complete,
-            "n_pruned": p.summary.n_pruned,
-            "n_failed": p.summary.n_failed,
-            "n_run": p.summary.n_run,
-            "stopped": reason,
-            "best_value": best.and_then(|b| b.value),
-            "best_trial": best.map(|b| b.number),
-            "best_params": best_params,
-            "decision": decision,
-            "bundle": p.registered.as_ref().map(|r| &r.bundle),
-            "registered": p.registered.as_ref().map(|r| json!({
-                "name": r.name,
-                "version": r.version.version,
-                "champion": r.promotion.promoted,
-                "previous_champion": r.promotion.previous,
-                "reason": r.promotion.reason,
-            })),
-            "register_error": p.register_error,
-            "report": p.report,
-            "seconds": p.summary.seconds,
-        }));
+        output::json(&p.to_json());
         return;
     }
+    let reason = p.stop_reason();
     let ranked = p.ranked();
     let rows: Vec<Vec<String>> = ranked
         .iter()
@@ -87,7 +42,7 @@ pub fn print_summary(ctx: &Context, p: &SweepOutcome) {
             let params: Vec<String> = t
                 .params
                 .iter()
-                .map(|(k, v)| format!("{k}={}", short(v)))
+                .map(|(k, v)| format!("{k}={}", v.short()))
                 .collect();
             vec![
                 (i + 1).to_string(),
@@ -127,18 +82,4 @@ pub fn print_summary(ctx: &Context, p: &SweepOutcome) {
     }
     s.push_str(&format!("\nreport: {}\n", p.report.display()));
     output::text(&s);
-}
-
-/// A parameter value for the leaderboard: floats to 4 significant digits.
-fn short(v: &ParamValue) -> String {
-    match v {
-        ParamValue::Float(x) if *x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e5) => {
-            format!("{x:.3e}")
-        }
-        ParamValue::Float(x) => {
-            let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;
-            format!("{x:.digits$}")
-        }
-        other => other.to_string(),
-    }
 }

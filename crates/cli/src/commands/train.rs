@@ -1,6 +1,5 @@
 //! `tabtune train`: k-fold cross-validation of one model family.
 
-use serde_json::json;
 use tabtune_pipeline::train::train;
 
 use crate::cli::TrainArgs;
@@ -13,23 +12,7 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     let o = train(&ctx.config, &settings::train(args), ctx.progress.as_ref())?;
     let report = &o.report;
     if ctx.json {
-        output::json(&json!({
-            "bundle": o.bundle,
-            "checkpoints": o.checkpoints,
-            "model": o.family.name(),
-            "device": report.device,
-            "folds": report.folds.len(),
-            "accuracy_mean": report.accuracy_mean,
-            "accuracy_std": report.accuracy_std,
-            "logloss_mean": report.logloss_mean,
-            "seconds": report.seconds,
-            "fold_results": report.folds,
-            "oof": o.oof,
-            "rows": o.rows,
-            "extra_rows": o.extra_rows,
-            "params": o.params,
-            "importance": report.importance.iter().map(|(n, g)| json!({"feature": n, "gain": g})).collect::<Vec<_>>(),
-        }));
+        output::json(&o.to_json());
     } else {
         let rows: Vec<Vec<String>> = report
             .folds

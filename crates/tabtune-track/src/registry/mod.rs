@@ -174,6 +174,40 @@ impl RegisteredModel {
     pub fn version(&self, version: u64) -> Option<&ModelVersion> {
         self.versions.iter().find(|v| v.version == version)
     }
+
+    /// The aliases pointing at `version`.
+    pub fn aliases_of(&self, version: u64) -> Vec<&str> {
+        self.aliases
+            .iter()
+            .filter(|(_, v)| **v == version)
+            .map(|(a, _)| a.as_str())
+            .collect()
+    }
+
+    /// The model as `tabtune registry show --json` prints it: every version with its own
+    /// aliases.
+    pub fn to_json(&self) -> serde_json::Value {
+        let versions: Vec<serde_json::Value> = self
+            .versions
+            .iter()
+            .map(|v| {
+                let mut value = serde_json::to_value(v).expect("versions always serialize");
+                value["aliases"] = serde_json::json!(self.aliases_of(v.version));
+                value["bundle"] = value["bundle_name"].take();
+                value
+                    .as_object_mut()
+                    .expect("a version is an object")
+                    .remove("bundle_name");
+                value
+            })
+            .collect();
+        serde_json::json!({
+            "name": self.name,
+            "aliases": self.aliases,
+            "tags": self.tags,
+            "versions": versions,
+        })
+    }
 }
 
 /// What automatic promotion decided.
