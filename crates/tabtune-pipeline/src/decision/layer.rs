@@ -30,6 +30,12 @@ use tabtune_models::ensemble::{STACK_CLIP, Stack};
 
 use crate::error::{PipelineError, Result};
 
+/// The negative log-likelihood of a true-class probability (clamped to 1e-15 as log loss
+/// does everywhere in tabtune).
+fn nll(p: f64) -> f64 {
+    -p.clamp(1e-15, 1.0).ln()
+}
+
 /// Multiplicative per-class weights on predicted probabilities (per-class logit biases
 /// `log w_c`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -281,7 +287,7 @@ fn accuracy(decided: &[u32], y: &[u32], rows: &[usize]) -> f64 {
 fn log_loss_rows(proba: ArrayView2<'_, f64>, y: &[u32], rows: &[usize]) -> f64 {
     let mut s = 0.0;
     for &r in rows {
-        s -= proba[[r, y[r] as usize]].clamp(1e-15, 1.0).ln();
+        s += nll(proba[[r, y[r] as usize]]);
     }
     s / rows.len().max(1) as f64
 }
@@ -359,7 +365,7 @@ fn greedy(q: &[Vec<f64>], rows: &[usize], rounds: usize) -> Vec<(usize, f64)> {
             let loss: f64 = rows
                 .iter()
                 .zip(&sum)
-                .map(|(&r, s)| -((s + qi[r]) / n).clamp(1e-15, 1.0).ln())
+                .map(|(&r, s)| nll((s + qi[r]) / n))
                 .sum();
             if best.is_none_or(|(_, l)| loss < l) {
                 best = Some((i, loss));
@@ -673,10 +679,7 @@ impl Problem<'_> {
                 .iter()
                 .filter(|&&r| self.decided[i][r] == self.y[r])
                 .count();
-            let ll: f64 = rows
-                .iter()
-                .map(|&r| -self.q[i][r].clamp(1e-15, 1.0).ln())
-                .sum();
+            let ll: f64 = rows.iter().map(|&r| nll(self.q[i][r])).sum();
             (hits, ll)
         };
         (0..self.candidates.len())
@@ -727,7 +730,7 @@ impl Problem<'_> {
                     .q
                     .iter()
                     .enumerate()
-                    .map(|(i, qi)| (i, rows.iter().map(|&r| -qi[r].clamp(1e-15, 1.0).ln()).sum()))
+                    .map(|(i, qi)| (i, rows.iter().map(|&r| nll(qi[r])).sum()))
                     .collect();
                 by_loss.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
                 for (i, _) in by_loss {
