@@ -3,7 +3,7 @@
 # model in onnxruntime (CPU) vs tabtune itself vs LightGBM's own predict, single-row latency and
 # the latency of one 10,000-row batch, on raw rows of s4e2_test.csv.
 #   - onnxruntime: benches/peers/onnx_ort.py on the model exported from the bundle
-#     (`cargo run --release -p tabtune-onnx --example export`);
+#     (`tabtune export --model BUNDLE --format onnx`);
 #   - tabtune in process: `cargo bench -p tabtune-infer --bench predict` (one-row tables through
 #     the bundle's preprocessor and model, as `/predict` does; the 10k-row table);
 #   - `tabtune predict` as a command: wall time on a 1-row and the 10k-row file (process start,
@@ -26,12 +26,11 @@ trap 'rm -rf "$work"' EXIT
 py_onnx="$(scripts/py-env.sh onnx)"
 py_lgbm="$(scripts/py-env.sh serve)"
 
-echo "== release builds: the CLI, the export example, the in-process bench" >&2
+echo "== release builds: the CLI, the in-process bench" >&2
 if [ -z "${TABTUNE_BIN:-}" ]; then
   cargo build --release -q -p tabtune
 fi
 tabtune="${TABTUNE_BIN:-$(cd "$target/release" && pwd)/tabtune}"
-cargo build --release -q -p tabtune-onnx --example export
 cargo bench -q -p tabtune-infer --bench predict --no-run
 
 echo "== training both models on s4e2_train.csv" >&2
@@ -43,7 +42,8 @@ echo "== training both models on s4e2_train.csv" >&2
   >"$out/train-lightgbm.json"
 
 echo "== exporting the bundle to ONNX" >&2
-"$target/release/examples/export" "$work/bundle" "$work/model.onnx" >"$out/export.json"
+"$tabtune" export --json -q --model "$work/bundle" --format onnx --output "$work/model.onnx" \
+  >"$out/export.json"
 
 # The first 10,000 rows of the test file, and one row.
 head -n 10001 "$data/s4e2_test.csv" >"$work/test10k.csv"
