@@ -13,6 +13,7 @@
 
 mod cv;
 pub mod device;
+mod memory;
 pub mod population;
 pub mod trials;
 

@@ -71,12 +71,15 @@ fn cpu() -> DeviceChoice {
     DeviceChoice::cpu("test")
 }
 
+/// Trains `members` as ONE stack on the CPU (what a GPU runs; `train_population` on the CPU
+/// splits members over threads, tested in `cpu_population_split_over_threads_equals_one_stack`).
 fn train(
     d: &PopulationData,
     members: &[Member],
     hook: &mut dyn FnMut(usize, &EpochMetrics) -> Control,
 ) -> Vec<MemberResult> {
-    train_population(d, members, &cpu(), hook).expect("trains")
+    super::population::train_population_with(d, members, &cpu(), hook, false, false)
+        .expect("trains")
 }
 
 fn continue_all(_: usize, _: &EpochMetrics) -> Control {
@@ -236,8 +239,15 @@ fn population_with_dropout_masks_computed_on_the_device_equals_masks_drawn_on_th
         })
         .collect();
     let with = |members: &[Member], on_device: bool| {
-        super::population::train_population_with(&d, members, &cpu(), &mut continue_all, on_device)
-            .expect("trains")
+        super::population::train_population_with(
+            &d,
+            members,
+            &cpu(),
+            &mut continue_all,
+            on_device,
+            false,
+        )
+        .expect("trains")
     };
     let host = with(&members, false);
     let device = with(&members, true);
@@ -428,6 +438,55 @@ fn population_pruned_member_is_masked_out_and_the_others_are_unaffected() {
     };
     let alone = train(&d, &members[1..=1], &mut prune_at_2);
     assert_close(&together[1], &alone[0], 1e-4, "pruned member");
+}
+
+#[test]
+fn cpu_population_split_over_threads_equals_one_stack() {
+    // 7 members on at most 4 threads per core: with 2 cores, 7 threads of one member; with 1
+    // core, 4 threads of 1-2 members. Member indices reach the hook as the caller numbered
+    // them, each member's epochs in order, and a stop prunes only its member.
+    let d = data(2);
+    let members: Vec<Member> = (0..7)
+        .map(|i| {
+            let (tr, va) = split(7, i);
+            let mut p = small(NetKind::Tabm);
+            p.seed = 40 + i as u64;
+            p.learning_rate = 1e-3 * (1.0 + i as f64);
+            p.dropout = 0.1;
+            member(p, i % 2, tr, va)
+        })
+        .collect();
+    let mut seen: Vec<(usize, usize)> = Vec::new();
+    let mut prune_3 = |m: usize, e: &EpochMetrics| {
+        seen.push((m, e.epoch));
+        if m == 3 && e.epoch == 2 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    };
+    let split = train_population(&d, &members, &cpu(), &mut prune_3).expect("trains");
+    assert_eq!(split.len(), 7);
+    for m in 0..7 {
+        let epochs: Vec<usize> = seen.iter().filter(|s| s.0 == m).map(|s| s.1).collect();
+        let expected: Vec<usize> = (1..=if m == 3 { 2 } else { 5 }).collect();
+        assert_eq!(
+            epochs, expected,
+            "member {m}'s epochs reach the hook in order"
+        );
+    }
+    assert_eq!(split[3].stop, StopReason::Pruned);
+    let mut prune_3_stacked = |m: usize, e: &EpochMetrics| {
+        if m == 3 && e.epoch == 2 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    };
+    let stacked = train(&d, &members, &mut prune_3_stacked);
+    for (m, (a, b)) in split.iter().zip(&stacked).enumerate() {
+        assert_close(a, b, 1e-4, &format!("member {m}"));
+    }
 }
 
 #[test]
