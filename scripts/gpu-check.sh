@@ -24,6 +24,9 @@
 #   - 5-fold CV accuracy of the default mlp and tabm on cuda:0, and of a few variants
 #   - `tabtune sweep --population 16` on cuda:0 (many neural trials as one population) vs the
 #     same sweep one trial at a time, per-trial throughput (sweep-population.json / sweep-one.json)
+#   - `tabtune sweep --population 16 --device cuda:0` of the depth-wise boosting space (16 trials
+#     x 5 folds per batched fit) vs the same space on the CPU one trial at a time
+#     (sweep-trees-gpu.json / sweep-trees-cpu.json)
 #   - `tabtune run --device cuda:0` with the time left (run.json)
 #
 # Trees (issue 16: the batched tree fit), a separate pack and mode because of the 64 MiB carry:
@@ -47,8 +50,8 @@
 # XGBoost (no wheel carried) the tabtune side still runs and the record says the peer is missing.
 # GPU_CHECK_TREE_TRIALS (default 32) sizes the batch.
 #
-# GPU_CHECK_SKIP (comma-separated: benches, torch, sweep, cv, run) leaves parts out when a lease
-# is short and they were measured before; GPU_CHECK_CV lists the CV variants (one per line,
+# GPU_CHECK_SKIP (comma-separated: benches, torch, sweep, trees-sweep, cv, run) leaves parts out
+# when a lease is short and they were measured before; GPU_CHECK_CV lists the CV variants (one per line,
 # `MODEL [KEY=VALUE ...]`), which train side by side on the GPU (each is launch-bound on its
 # own), GPU_CHECK_CV_SECONDS caps them.
 set -euo pipefail
@@ -315,6 +318,28 @@ for l in open(sys.argv[1]):
   if ! skipped sweep; then
     sweep_bench population 48 16
     sweep_bench one 6 1
+  fi
+  # Many boosting trials on one GPU (issue 16): a 5-fold sweep of the depth-wise space whose
+  # trials boost as batched fits of 16 trials x 5 folds, against the same space on the host's
+  # CPU cores one trial at a time (the engine), per-trial throughput
+  # (sweep-trees-gpu.json / sweep-trees-cpu.json).
+  tree_sweep_bench() {
+    local name="$1" n="$2" population="$3" device="$4"
+    if [ "$(left)" -lt 60 ]; then
+      echo "gpu-check: out of time before the $name tree sweep" >&2
+      status=1
+      return
+    fi
+    echo "=== tabtune sweep $name: $n depth-wise trials x 5 folds, population $population on $device ($(left) s left)" >&2
+    cli sweep --sweep "$root/configs/sweeps/run-depthwise.toml" --study "$name" \
+      --storage "sqlite:///$work/studies.db" --folds 5 --n-trials "$n" \
+      --population "$population" --device "$device" --no-track --top-k 0 \
+      >"$OUT/sweep-$name.json" 2>>"$OUT/gpu-bench.log" \
+      || { echo "gpu-check: the $name tree sweep failed (see gpu-bench.log)" >&2; status=1; }
+  }
+  if ! skipped trees-sweep; then
+    tree_sweep_bench trees-gpu 32 16 cuda:0
+    tree_sweep_bench trees-cpu 4 1 cpu
   fi
   # Accuracy (issue 4's target: 5-fold CV >= 0.900): the defaults and variants the CPU cannot
   # afford to compare (each CV trains its 5 folds as one population), side by side.

@@ -258,6 +258,33 @@ fn bad_models_and_parameters_exit_2_naming_them() {
     let (code, err) = run(&["--model", "gbdt-leafwise", "--folds", "11"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("has only 10 rows"), "{err}");
+    // The boosting styles take --device: a bad one, or a GPU backend this build lacks, exits 2
+    // naming it (the forest and the decision tree run on the CPU whatever it says).
+    let (code, err) = run(&["--model", "gbdt-depthwise", "--device", "tpu"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("tpu") && err.contains("cuda:N"), "{err}");
+    for (device, feature, built) in [
+        ("cuda:0", "cuda", cfg!(feature = "cuda")),
+        ("wgpu", "wgpu", cfg!(feature = "wgpu")),
+    ] {
+        if !built {
+            let (code, err) = run(&["--model", "gbdt-oblivious", "--device", device]);
+            assert_eq!(code, Some(2), "{err}");
+            assert!(
+                err.contains(&format!("--device {device}")) && err.contains(feature),
+                "{err}"
+            );
+        }
+    }
+    let (code, err) = run(&[
+        "--model",
+        "decision-tree",
+        "--device",
+        "cuda:0",
+        "--folds",
+        "2",
+    ]);
+    assert_eq!(code, Some(0), "the decision tree ignores the device: {err}");
 }
 
 #[test]

@@ -185,8 +185,9 @@ pub struct TrainArgs {
     /// gbdt-oblivious (CatBoost style), random-forest, decision-tree, mlp, tabm.
     #[arg(long, value_name = "FAMILY")]
     pub model: String,
-    /// Device for the neural families: auto (CUDA, else a wgpu GPU, else the CPU), cpu, wgpu,
-    /// cuda or cuda:N. Tree families always run on the CPU.
+    /// Device for the neural families and the boosting styles: auto (CUDA, else a wgpu GPU,
+    /// else the CPU), cpu, wgpu, cuda or cuda:N. On a GPU a boosting style's folds train as one
+    /// batched fit (quantized gradients); the forest and the decision tree run on the CPU.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// Folds [default: the config's `cv.folds`].
@@ -444,15 +445,17 @@ pub struct SweepArgs {
     /// Trials running at once (worker threads, at most 1024).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub workers: usize,
-    /// Devices: auto, cpu, wgpu, cuda:N or cuda:N,M,... (workers are spread over them).
+    /// Devices: auto, cpu, wgpu, cuda:N or cuda:N,M,... (workers are spread over them). Neural
+    /// and boosting trials use them; the forest and the decision tree run on the CPU.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// Trials per device when several devices are given.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub trials_per_device: usize,
     /// Population mode: each worker asks for up to P trials at once and trains the neural
-    /// ones whose architectures fit one stack as ONE model (every trial × fold a member, each
-    /// pruned on its own); tree trials of the batch run one by one. 1: off.
+    /// ones whose architectures fit one stack as ONE model, and on a GPU the boosting ones of
+    /// one growth policy as ONE batched fit (every trial × fold a member, each pruned on its
+    /// own); the other trials of the batch run one by one. 1: off.
     #[arg(long, value_name = "P", default_value_t = 1)]
     pub population: usize,
     /// Sampler: random, grid, qmc, tpe, tpe-multivariate.
@@ -508,8 +511,8 @@ pub struct RunArgs {
     /// Folds of each trial's cross-validation [default: the config's `cv.folds`].
     #[arg(long, value_name = "K")]
     pub folds: Option<usize>,
-    /// Device of the neural trials: auto, cpu, wgpu, cuda:N. With a GPU the sweeps run their
-    /// `gpu-n-trials` and `gpu-population`.
+    /// Device of the neural and boosting trials: auto, cpu, wgpu, cuda:N. With a GPU the sweeps
+    /// run their `gpu-n-trials` and `gpu-population` (boosting trials as batched fits).
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// Study storage (one study per sweep, resumed when the run is repeated).
@@ -564,7 +567,7 @@ pub struct ExportArgs {
     /// checkpoints/<study>-trial<N>, checkpoints/<name>.onnx, checkpoints/triton].
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Device for fitting a neural model: auto, cpu, wgpu, cuda or cuda:N.
+    /// Device for fitting a neural or boosting model: auto, cpu, wgpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// The model shipped: `refit` on every row, or `folds` (the trial's k fold models, the

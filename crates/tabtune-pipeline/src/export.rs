@@ -254,10 +254,12 @@ pub fn export_trial(
         .get(ATTR_ROUNDS_MEAN)
         .and_then(Value::as_f64);
     let params = final_params(&cv_params, mean_rounds);
-    let device = if family.is_neural() {
-        select(DeviceRequest::parse(&settings.device)?)?
+    // Neural models and GBDTs train on the device (a GBDT on a GPU as a batch of one); the
+    // forest and the decision tree on the CPU.
+    let device = if matches!(params, ModelParams::Forest(_)) {
+        DeviceChoice::cpu("the forest and the decision tree run on the CPU")
     } else {
-        DeviceChoice::cpu("tree families run on the CPU")
+        select(DeviceRequest::parse(&settings.device)?)?
     };
 
     let training = load_training(config, &settings.input, progress)?;

@@ -120,10 +120,13 @@ pub fn train(
     overrides.extend(model_params);
     let params = family.params(&overrides)?;
     let request = DeviceRequest::parse(&settings.device)?;
-    let device = if family.is_neural() {
-        device::select(request)?.with_checkpoints()
-    } else {
-        DeviceChoice::cpu("tree families run on the CPU")
+    let device = match &params {
+        ModelParams::Neural(_) => device::select(request)?.with_checkpoints(),
+        // On a GPU the folds boost as one batched fit; on the CPU the engine fits them.
+        ModelParams::Gbdt(_) => device::select(request)?,
+        ModelParams::Forest(_) => {
+            DeviceChoice::cpu("the forest and the decision tree run on the CPU")
+        }
     };
     let kfold = KFold {
         folds: settings.folds.unwrap_or(cv.folds),

@@ -10,12 +10,14 @@ use serde::Serialize;
 use tabtune_features::{FeatureMatrix, Fold, KFold, Preprocessor, PreprocessorSpec, Table};
 use tabtune_models::AnyModel;
 use tabtune_models::forest::ForestModel;
-use tabtune_models::gbdt::{BinnedData, GbdtModel, Labelled, RoundEval, labels_of};
+use tabtune_models::gbdt::batched::BatchOptions;
+use tabtune_models::gbdt::{BinnedData, GbdtModel, GbdtParams, Labelled, RoundEval, labels_of};
 use tabtune_models::metrics::{Control, log_loss};
 
 use crate::error::{Result, TrainError};
 use crate::family::ModelParams;
 use crate::nn::{DeviceChoice, EpochMetrics, cross_validate_neural, fit_all_neural};
+use crate::trees::{batch_options, cross_validate_gbdt_trials, fit_gbdt_on_device};
 
 /// Metrics of one fold.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -60,7 +62,8 @@ pub struct CvReport {
     /// Feature names with their split gain summed over the folds' models, largest first
     /// (empty for neural models).
     pub importance: Vec<(String, f64)>,
-    /// The device the models trained on (`cpu` for the tree families).
+    /// The device the models trained on: `cpu` for the forest and the decision tree and for
+    /// the engine's GBDT fits; a GPU's name (or `cpu (fallback: REASON)`) for batched ones.
     pub device: String,
     /// Each fold's fitted preprocessor and model, in fold order: exactly the models whose
     /// validation predictions are `oof` (a fold-averaged final model ships them). Empty when
@@ -119,14 +122,14 @@ impl CvReport {
 }
 
 /// A fold's matrices: the preprocessor fitted on its training rows, applied to both sides.
-struct FoldMatrices {
-    pre: Preprocessor,
-    train: FeatureMatrix,
-    valid: FeatureMatrix,
+pub(crate) struct FoldMatrices {
+    pub(crate) pre: Preprocessor,
+    pub(crate) train: FeatureMatrix,
+    pub(crate) valid: FeatureMatrix,
 }
 
 impl FoldMatrices {
-    fn new(table: &Table, spec: &PreprocessorSpec, fold: &Fold) -> Result<Self> {
+    pub(crate) fn new(table: &Table, spec: &PreprocessorSpec, fold: &Fold) -> Result<Self> {
         let train = table.select_rows(&fold.train);
         let valid = table.select_rows(&fold.valid);
         let pre = spec.fit(&train)?;
@@ -286,7 +289,8 @@ pub fn fit_all(
     fit_all_on(table, spec, params, &DeviceChoice::cpu("default"))
 }
 
-/// [`fit_all`] on a chosen device (neural models; the tree families always run on the CPU).
+/// [`fit_all`] on a chosen device: neural models, and GBDTs on a GPU (a batch of one member);
+/// the forest and the decision tree train on the CPU.
 pub fn fit_all_on(
     table: &Table,
     spec: &PreprocessorSpec,
@@ -300,6 +304,10 @@ pub fn fit_all_on(
     let n_classes = spec.schema().classes().len();
     let pre = spec.fit(table)?;
     let m = pre.transform(table)?;
+    if let (ModelParams::Gbdt(p), Some(options)) = (params, batch_options(device)) {
+        let model = fit_gbdt_on_device(&m, p, n_classes, &options)?;
+        return Ok((pre, AnyModel::Gbdt(model)));
+    }
     let model = fit_model(params, &m, None, n_classes, None, None)?;
     Ok((pre, model))
 }
@@ -329,8 +337,9 @@ pub fn cross_validate(
 }
 
 /// [`cross_validate`] on a chosen device, with an epoch hook for neural models
-/// (`on_epoch(fold_index, metrics)`; the folds train together as one population). The tree
-/// families ignore both and run on the CPU.
+/// (`on_epoch(fold_index, metrics)`; the folds train together as one population). A GBDT on a
+/// GPU boosts its folds as one batched fit ([`crate::trees`]); the forest and the decision
+/// tree ignore the device and run on the CPU.
 pub fn cross_validate_on(
     table: &Table,
     spec: &PreprocessorSpec,
@@ -361,7 +370,8 @@ pub fn cross_validate_on(
 /// What a caller (the tuner) sees while cross-validation runs, and how it stops it early.
 pub struct CvHooks<'a> {
     /// After each fold; [`Control::Stop`] ends the run after this fold (the report then holds
-    /// the folds done so far). Neural folds train together, so all of them end at once.
+    /// the folds done so far). Neural folds, and a GBDT's folds on a GPU, train together, so
+    /// all of them end at once.
     pub on_fold: &'a mut dyn FnMut(&FoldResult) -> Control,
     /// After each epoch of a neural model: `(fold_index, metrics)`; [`Control::Stop`] stops
     /// that fold's member.
@@ -388,7 +398,8 @@ pub fn cross_validate_with(
 
 /// [`cross_validate_with`] taking each fold's preprocessed matrices and GBDT bins from `cache`
 /// (built there on first use) for the tree families; the report is the one an uncached run
-/// gives. Neural models do not use it.
+/// gives. Neural models do not use it, nor does a GBDT on a GPU (its folds train as one
+/// batched fit, [`crate::trees`]).
 pub fn cross_validate_cached(
     table: &Table,
     spec: &PreprocessorSpec,
@@ -437,12 +448,20 @@ pub fn cross_validate_cached(
         }
         ModelParams::Neural(_) => unreachable!("dispatched above"),
     }
+    if let (ModelParams::Gbdt(p), Some(options)) = (params, batch_options(device)) {
+        return cross_validate_gbdt_on_device(
+            table,
+            spec,
+            p,
+            kfold,
+            &options,
+            on_fold,
+            on_round,
+            follow_rounds,
+        );
+    }
     let folds = kfold.split_with_extra(labels, n_classes, table.train_only)?;
-    let mut oof = Array2::<f64>::zeros((table.n_main(), n_classes));
-    let mut oof_fold = vec![0usize; table.n_main()];
-    let mut results = Vec::with_capacity(folds.len());
-    let mut importance: Vec<(String, f64)> = Vec::new();
-    let mut models = Vec::with_capacity(folds.len());
+    let mut tally = FoldTally::new(table.n_main(), n_classes, kfold.repeats);
     for (index, fold) in folds.iter().enumerate() {
         let t = Instant::now();
         let make = || FoldMatrices::new(table, spec, fold);
@@ -480,10 +499,105 @@ pub fn cross_validate_cached(
             bins.as_deref(),
         );
         let model = fitted.map_err(|e| TrainError::fold(fold.repeat, fold.fold, e))?;
-        if importance.is_empty() {
-            importance = mt.names.iter().map(|n| (n.clone(), 0.0)).collect();
+        let result = tally.add(
+            fold,
+            matrices.pre.clone(),
+            model,
+            mv,
+            yt.len(),
+            t.elapsed().as_secs_f64(),
+        )?;
+        if on_fold(&result) == Control::Stop {
+            break;
         }
-        for (slot, gain) in importance.iter_mut().zip(model.importance_gain()) {
+    }
+    Ok(tally.report(
+        start.elapsed().as_secs_f64(),
+        spec.schema().classes().to_vec(),
+        "cpu".to_owned(),
+    ))
+}
+
+/// [`cross_validate_cached`] of a GBDT on a GPU: the folds as one batched fit
+/// ([`crate::trees::cross_validate_gbdt_trials`] with one trial). The folds train together, so
+/// `on_fold` sees them once the batch ends (a stop then saves nothing); `on_round` sees every
+/// fold's rounds as they come when `follow_rounds`.
+#[allow(clippy::too_many_arguments)]
+fn cross_validate_gbdt_on_device(
+    table: &Table,
+    spec: &PreprocessorSpec,
+    params: &GbdtParams,
+    kfold: KFold,
+    options: &BatchOptions,
+    on_fold: &mut dyn FnMut(&FoldResult) -> Control,
+    on_round: &mut (dyn FnMut(usize, usize, RoundEval) -> Control + Send),
+    follow_rounds: bool,
+) -> Result<CvReport> {
+    let mut follow = |_: usize, fold: usize, round: usize, eval: RoundEval| {
+        if follow_rounds {
+            on_round(fold, round, eval)
+        } else {
+            Control::Continue
+        }
+    };
+    let mut reports = cross_validate_gbdt_trials(
+        table,
+        spec,
+        std::slice::from_ref(params),
+        kfold,
+        usize::MAX,
+        options,
+        &mut follow,
+    )?;
+    let report = reports.remove(0)?;
+    for f in &report.folds {
+        // Every fold has trained: a stop here has nothing left to save.
+        on_fold(f);
+    }
+    Ok(report)
+}
+
+/// What cross-validation gathers fold by fold: out-of-fold probabilities (averaged over
+/// repeats), per-fold results, summed gain importances and the fold models.
+pub(crate) struct FoldTally {
+    oof: Array2<f64>,
+    oof_fold: Vec<usize>,
+    repeats: usize,
+    results: Vec<FoldResult>,
+    importance: Vec<(String, f64)>,
+    models: Vec<FoldModel>,
+}
+
+impl FoldTally {
+    /// An empty tally for `n_main` rows (the extra training rows have no OOF prediction).
+    pub(crate) fn new(n_main: usize, n_classes: usize, repeats: usize) -> Self {
+        Self {
+            oof: Array2::zeros((n_main, n_classes)),
+            oof_fold: vec![0; n_main],
+            repeats: repeats.max(1),
+            results: Vec::new(),
+            importance: Vec::new(),
+            models: Vec::new(),
+        }
+    }
+
+    /// Scores `model` (fitted on `train_rows` rows of `fold`) on the fold's validation matrix
+    /// `mv` and keeps it; returns the fold's result.
+    pub(crate) fn add(
+        &mut self,
+        fold: &Fold,
+        preprocessor: Preprocessor,
+        model: AnyModel,
+        mv: &FeatureMatrix,
+        train_rows: usize,
+        seconds: f64,
+    ) -> Result<FoldResult> {
+        let yv = mv.target.as_deref().expect("the table has the target");
+        let n_classes = self.oof.ncols();
+        if self.importance.is_empty() {
+            self.importance = mv.names.iter().map(|n| (n.clone(), 0.0)).collect();
+        }
+        for (slot, gain) in self.importance.iter_mut().zip(model.importance_gain()) {
             slot.1 += gain;
         }
         let proba = model.predict_proba(mv.values.view())?;
@@ -495,10 +609,10 @@ pub fn cross_validate_cached(
             .count();
         for (k, &row) in fold.valid.iter().enumerate() {
             for c in 0..n_classes {
-                oof[[row, c]] += proba[[k, c]] / kfold.repeats as f64;
+                self.oof[[row, c]] += proba[[k, c]] / self.repeats as f64;
             }
             if fold.repeat == 0 {
-                oof_fold[row] = fold.fold;
+                self.oof_fold[row] = fold.fold;
             }
         }
         let result = FoldResult {
@@ -507,43 +621,45 @@ pub fn cross_validate_cached(
             accuracy: correct as f64 / yv.len() as f64,
             logloss: log_loss(&flat, yv, n_classes),
             rounds: model.rounds(),
-            train_rows: yt.len(),
+            train_rows,
             valid_rows: yv.len(),
-            seconds: t.elapsed().as_secs_f64(),
+            seconds,
         };
-        let control = on_fold(&result);
-        results.push(result);
-        models.push(FoldModel {
+        self.results.push(result.clone());
+        self.models.push(FoldModel {
             repeat: fold.repeat,
             fold: fold.fold,
-            preprocessor: matrices.pre.clone(),
+            preprocessor,
             model,
         });
-        if control == Control::Stop {
-            break;
-        }
+        Ok(result)
     }
-    let mut report = CvReport::from_folds(
-        results,
-        start.elapsed().as_secs_f64(),
-        oof,
-        oof_fold,
-        spec.schema().classes().to_vec(),
-        importance,
-        "cpu".to_owned(),
-    );
-    report.models = models;
-    Ok(report)
+
+    /// The report of the folds added, in the order they were added.
+    pub(crate) fn report(self, seconds: f64, classes: Vec<String>, device: String) -> CvReport {
+        let mut report = CvReport::from_folds(
+            self.results,
+            seconds,
+            self.oof,
+            self.oof_fold,
+            classes,
+            self.importance,
+            device,
+        );
+        report.models = self.models;
+        report
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tabtune_features::Config;
     use tabtune_features::io::{LoadOptions, load_table};
     use tabtune_models::gbdt::{GbdtParams, Growth};
 
-    fn table() -> (tempfile_free::Dir, Table, Config) {
+    /// 350 synthetic rows in the default config's schema (also the fixture of `trees`' tests).
+    pub(crate) fn table() -> (tempfile_free::Dir, Table, Config) {
         let dir = tempfile_free::Dir::new();
         let path = dir.path.join("train.csv");
         std::fs::write(&path, tabtune_test::synthetic_obesity_csv(350, 9)).expect("write");
@@ -555,7 +671,7 @@ mod tests {
     }
 
     /// A temporary folder without a dev-dependency on `tempfile` in this crate.
-    mod tempfile_free {
+    pub(crate) mod tempfile_free {
         pub struct Dir {
             pub path: std::path::PathBuf,
         }

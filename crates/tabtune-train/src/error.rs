@@ -189,6 +189,34 @@ pub enum TrainError {
         source: Arc<TrainError>,
     },
 
+    // --- batched GBDT fits on a GPU ----------------------------------------------------------
+    /// A failure shared by every trial of a batched GBDT fit (each trial holds it).
+    #[error("batched GBDT fit of {trials} trial(s): {source}")]
+    Batch {
+        /// The trials boosted together.
+        trials: usize,
+        /// What failed.
+        source: Arc<TrainError>,
+    },
+    /// The preprocessed features hold categorical level codes, which the batched fit cannot
+    /// split.
+    #[error(
+        "the batched GBDT fit on a GPU needs numeric features, and the preprocessed columns {} \
+         hold categorical level codes (`encode = \"ordinal\"` in the config): use \
+         `encode = \"one-hot\"`, or `--device cpu` for the CPU engine's category splits",
+        columns.join(", ")
+    )]
+    BatchCategorical {
+        /// The categorical columns.
+        columns: Vec<String>,
+    },
+    /// The folds' matrices could not be stacked into the batch's matrix.
+    #[error("stacking the folds' feature matrices for a batched GBDT fit: {message}")]
+    BatchData {
+        /// ndarray's message.
+        message: String,
+    },
+
     // --- model families and sweep parameters ---------------------------------------------
     /// A model name that is not a family.
     #[error("unknown model `{name}`; expected one of {}", expected.join(", "))]
@@ -319,9 +347,12 @@ impl TrainError {
             Self::Features(e) => e.is_bad_input(),
             Self::Model(e) | Self::MemberParams { source: e, .. } => e.is_bad_input(),
             Self::Fold { source, .. } | Self::FamilyParams { source, .. } => source.is_bad_input(),
-            Self::Shared(source) | Self::Population { source, .. } => source.is_bad_input(),
-            Self::Io { .. } | Self::Chart { .. } => false,
-            Self::NoTarget { .. }
+            Self::Shared(source) | Self::Population { source, .. } | Self::Batch { source, .. } => {
+                source.is_bad_input()
+            }
+            Self::Io { .. } | Self::Chart { .. } | Self::BatchData { .. } => false,
+            Self::BatchCategorical { .. }
+            | Self::NoTarget { .. }
             | Self::EmptyFold { .. }
             | Self::NotFinite { .. }
             | Self::DeviceRequest { .. }

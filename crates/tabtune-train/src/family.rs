@@ -68,6 +68,14 @@ impl Family {
         matches!(self, Self::Mlp | Self::Tabm)
     }
 
+    /// Whether it is one of the three gradient-boosting styles (batched on a GPU).
+    pub fn is_gbdt(self) -> bool {
+        matches!(
+            self,
+            Self::GbdtLeafwise | Self::GbdtDepthwise | Self::GbdtOblivious
+        )
+    }
+
     /// Parses a CLI name.
     pub fn parse(name: &str) -> Result<Self> {
         Self::ALL

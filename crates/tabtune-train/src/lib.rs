@@ -18,6 +18,7 @@ mod cv;
 mod error;
 mod family;
 pub mod nn;
+pub mod trees;
 
 pub use cv::{
     CvCache, CvHooks, CvReport, FoldModel, FoldResult, cross_validate, cross_validate_cached,

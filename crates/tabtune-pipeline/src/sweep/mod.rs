@@ -1,5 +1,5 @@
 //! A hyperparameter study over the training data: trials cross-validated on the chosen
-//! devices (neural trials in populations), pruned on intermediate values, stored in Optuna's
+//! devices (neural trials in populations, GBDT trials on a GPU in batched fits), pruned on intermediate values, stored in Optuna's
 //! schema (resumable), tracked, then the decision layer on out-of-fold predictions, the HTML
 //! report and, when asked, the best trial exported and registered.
 //!
@@ -35,6 +35,7 @@ use tabtune_features::{Config, KFold, PreprocessorSpec, Table};
 use tabtune_track::registry::{ModelVersion, Promotion, open_registry, register_and_maybe_promote};
 use tabtune_train::nn::device::select;
 use tabtune_train::nn::{DeviceChoice, DeviceRequest};
+use tabtune_train::trees::batch_options;
 use tabtune_tune::executor::{
     OptimizeOptions, StopReason, Summary, TrialEvent, WorkerContext, optimize, optimize_population,
 };
@@ -45,7 +46,7 @@ use tabtune_tune::{
 };
 
 use self::attrs::{ATTR_FEATURES, ATTR_SEED};
-use self::objective::{Setup, has_neural};
+use self::objective::{Setup, has_gbdt, has_neural};
 use self::oof::OofStore;
 use self::storage::{DEFAULT_STORAGE, open_storage, sanitize, study_dir};
 use self::tables::TrialTables;
@@ -98,7 +99,8 @@ pub struct SweepSettings {
     /// Trials per device when several devices are given (≥ 1).
     pub trials_per_device: usize,
     /// Trials asked for at once; neural ones whose architectures fit one stack train as ONE
-    /// model (1: one trial at a time).
+    /// model, and on a GPU GBDT ones of one growth policy as ONE batched fit (1: one trial at
+    /// a time).
     pub population: usize,
     /// Sampler: random, grid, qmc, tpe, tpe-multivariate.
     pub sampler: String,
@@ -408,15 +410,22 @@ pub fn sweep(settings: &SweepSettings, hooks: &Hooks) -> Result<SweepOutcome> {
         "trials",
     );
     let on_event = |e: &TrialEvent| on_trial(bar.as_ref(), e, metric);
-    let population = if settings.population > 1 && !has_neural(&space) {
-        tracing::info!(
-            "population {}: the space has no neural family, so trials run one at a time",
+    let on_gpu = setup.devices.iter().any(|d| batch_options(d).is_some());
+    let population =
+        if settings.population > 1 && !has_neural(&space) && !(on_gpu && has_gbdt(&space)) {
+            tracing::info!(
+                "population {}: the space has no neural family{}, so trials run one at a time",
+                settings.population,
+                if on_gpu {
+                    " and no gradient-boosting style"
+                } else {
+                    " (and GBDT trials batch only on a GPU)"
+                }
+            );
+            1
+        } else {
             settings.population
-        );
-        1
-    } else {
-        settings.population
-    };
+        };
     let summary = if population > 1 {
         let objective = |hs: &mut [TrialHandle], w: WorkerContext| setup.run_batch(hs, w);
         optimize_population(&study, population, &objective, &options, Some(&on_event))

@@ -1,7 +1,8 @@
-//! The trial objective of a sweep: one trial (or a population of neural trials) cross-
-//! validated, intermediate values reported to the pruner as they come (per fold in k-fold
-//! mode, per boosting round or epoch in holdout mode), the finished trial's metrics stored as
-//! attributes and its out-of-fold predictions kept for the decision layer.
+//! The trial objective of a sweep: one trial (or a population of neural trials, or on a GPU a
+//! batch of GBDT trials) cross-validated, intermediate values reported to the pruner as they
+//! come (per fold in k-fold mode, per boosting round or epoch in holdout mode), the finished
+//! trial's metrics stored as attributes and its out-of-fold predictions kept for the decision
+//! layer.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -9,11 +10,14 @@ use std::sync::{Mutex, PoisonError};
 use serde_json::{Value, json};
 use tabtune_features::config::Metric;
 use tabtune_features::{KFold, PreprocessorSpec};
+use tabtune_models::gbdt::batched::BatchOptions;
+use tabtune_models::gbdt::{GbdtParams, RoundEval};
 use tabtune_models::metrics::Control;
 use tabtune_models::nn::NeuralParams;
 use tabtune_track::{MultiTracker, RunHandle, RunSpec, RunStatus};
 use tabtune_train::nn::trials::cross_validate_trials;
 use tabtune_train::nn::{DeviceChoice, EpochMetrics};
+use tabtune_train::trees::{batch_options, cross_validate_gbdt_trials};
 use tabtune_train::{CvHooks, CvReport, Family, ModelParams, cross_validate_cached};
 use tabtune_tune::executor::{TrialError, WorkerContext};
 use tabtune_tune::study::TrialHandle;
@@ -159,7 +163,7 @@ impl Setup<'_> {
                 .run_neural(&mut [h], vec![p], ctx)
                 .pop()
                 .expect("one result per trial"),
-            params => self.run_tree(h, &params),
+            params => self.run_tree(h, &params, ctx),
         }
     }
 
@@ -171,8 +175,8 @@ impl Setup<'_> {
     }
 
     /// A batch of trials from `optimize_population`: the neural ones whose architectures fit
-    /// one stack train as one population (each trial × fold a member), the tree ones one by
-    /// one.
+    /// one stack train as one population (each trial × fold a member); on a GPU the GBDT ones
+    /// boost as batched fits (each trial × fold a member); the others one by one.
     pub(crate) fn run_batch(
         &self,
         handles: &mut [TrialHandle],
@@ -189,37 +193,54 @@ impl Setup<'_> {
                 }
             }
         }
-        // Neural trials train as populations, one per extra_repeats value (one table each).
-        let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+        // Neural trials train as populations, and on a GPU GBDT trials as batched fits, one
+        // per extra_repeats value (one table each).
+        let gpu_trees = batch_options(self.device_of(ctx));
+        let mut groups: Vec<(bool, Option<usize>, Vec<usize>)> = Vec::new();
         for (i, p) in params.iter().enumerate() {
-            if let Some(ModelParams::Neural(_)) = p {
-                match extra_repeats(handles[i].params(), &self.fixed) {
-                    Ok(r) => match groups.iter_mut().find(|(g, _)| *g == r) {
-                        Some((_, members)) => members.push(i),
-                        None => groups.push((r, vec![i])),
-                    },
-                    Err(e) => results[i] = Some(Err(e.into())),
-                }
+            let neural = match p {
+                Some(ModelParams::Neural(_)) => true,
+                Some(ModelParams::Gbdt(_)) if gpu_trees.is_some() => false,
+                _ => continue,
+            };
+            match extra_repeats(handles[i].params(), &self.fixed) {
+                Ok(r) => match groups.iter_mut().find(|(n, g, _)| *n == neural && *g == r) {
+                    Some((_, _, members)) => members.push(i),
+                    None => groups.push((neural, r, vec![i])),
+                },
+                Err(e) => results[i] = Some(Err(e.into())),
             }
         }
-        for (_, neural_at) in groups {
-            let neural: Vec<NeuralParams> = neural_at
-                .iter()
-                .filter_map(|&i| match &params[i] {
-                    Some(ModelParams::Neural(p)) => Some(p.clone()),
-                    _ => None,
-                })
-                .collect();
+        for (neural, _, at) in groups {
             let mut chosen: Vec<&mut TrialHandle> = handles
                 .iter_mut()
                 .enumerate()
-                .filter(|(i, _)| neural_at.contains(i))
+                .filter(|(i, _)| at.contains(i))
                 .map(|(_, h)| h)
                 .collect();
-            for (i, r) in neural_at
-                .iter()
-                .zip(self.run_neural(&mut chosen, neural, ctx))
-            {
+            let done = match (neural, &gpu_trees) {
+                (false, Some(options)) => {
+                    let trees: Vec<GbdtParams> = at
+                        .iter()
+                        .filter_map(|&i| match &params[i] {
+                            Some(ModelParams::Gbdt(p)) => Some(p.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    self.run_gbdt(&mut chosen, trees, options)
+                }
+                _ => {
+                    let nets: Vec<NeuralParams> = at
+                        .iter()
+                        .filter_map(|&i| match &params[i] {
+                            Some(ModelParams::Neural(p)) => Some(p.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    self.run_neural(&mut chosen, nets, ctx)
+                }
+            };
+            for (i, r) in at.iter().zip(done) {
                 results[*i] = Some(r);
             }
         }
@@ -227,7 +248,7 @@ impl Setup<'_> {
             if results[i].is_none()
                 && let Some(p) = &params[i]
             {
-                results[i] = Some(self.run_tree(h, p));
+                results[i] = Some(self.run_tree(h, p, ctx));
             }
         }
         results
@@ -276,22 +297,85 @@ impl Setup<'_> {
                 )
                 .map_err(|e| e.to_string())
             });
-        let mut reports: Vec<std::result::Result<CvReport, String>> = match outcome {
+        let reports: Vec<std::result::Result<CvReport, String>> = match outcome {
             Ok(r) => r
                 .into_iter()
                 .map(|r| r.map(|t| t.report).map_err(|e| e.to_string()))
                 .collect(),
             Err(why) => handles.iter().map(|_| Err(why.clone())).collect(),
         };
+        self.finish_together(handles, flags, reports)
+    }
+
+    /// GBDT trials boosted together on a GPU ([`cross_validate_gbdt_trials`]): per-round values
+    /// of the holdout fold go to each trial's own handle as they come (or per-fold values once
+    /// the batch ends), and a pruned trial's members stop while the others go on.
+    fn run_gbdt(
+        &self,
+        handles: &mut [&mut TrialHandle],
+        params: Vec<GbdtParams>,
+        options: &BatchOptions,
+    ) -> Vec<TrialResult> {
+        let steps = self.steps();
+        // One batch shares one table: run_batch groups trials by their repeats.
+        let repeats = handles
+            .first()
+            .map_or(Ok(None), |h| extra_repeats(h.params(), &self.fixed));
+        let flags: Vec<Flags> = handles.iter().map(|h| Flags::new(self, h)).collect();
+        // The batch calls back from its own thread: handles and flags behind a lock.
+        let state = Mutex::new((handles, flags));
+        let mut on_round = |t: usize, fold: usize, round: usize, e: RoundEval| {
+            let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
+            let (handles, flags) = &mut *guard;
+            let (h, flags) = (&mut *handles[t], &mut flags[t]);
+            if steps == Steps::Rounds && fold == 0 {
+                flags.report(h, round as u64, self.value(e.accuracy, e.logloss))
+            } else {
+                flags.keep_going(h)
+            }
+        };
+        let outcome = repeats
+            .and_then(|r| self.tables.get(r))
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                cross_validate_gbdt_trials(
+                    &t.table,
+                    self.spec,
+                    &params,
+                    self.kfold,
+                    self.max_folds,
+                    options,
+                    &mut on_round,
+                )
+                .map_err(|e| e.to_string())
+            });
+        let (handles, flags) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let reports: Vec<std::result::Result<CvReport, String>> = match outcome {
+            Ok(r) => r
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect(),
+            Err(why) => handles.iter().map(|_| Err(why.clone())).collect(),
+        };
+        self.finish_together(handles, flags, reports)
+    }
+
+    /// Ends trials that trained together: in k-fold mode their fold values reach the pruner
+    /// now, in order; then each trial ends as [`Self::finish`] says.
+    fn finish_together(
+        &self,
+        handles: &mut [&mut TrialHandle],
+        flags: Vec<Flags>,
+        reports: Vec<std::result::Result<CvReport, String>>,
+    ) -> Vec<TrialResult> {
         handles
             .iter_mut()
             .zip(flags)
-            .zip(reports.drain(..))
+            .zip(reports)
             .map(|((h, mut flags), report)| {
-                if steps == Steps::Folds
+                if self.steps() == Steps::Folds
                     && let Ok(r) = &report
                 {
-                    // The folds trained together: their values reach the pruner now, in order.
                     for f in &r.folds {
                         let step = (f.repeat * self.kfold.folds + f.fold) as u64;
                         if flags.report(h, step, self.value(f.accuracy, f.logloss)) == Control::Stop
@@ -306,8 +390,19 @@ impl Setup<'_> {
     }
 
     /// One tree-family trial.
-    fn run_tree(&self, h: &mut TrialHandle, params: &ModelParams) -> TrialResult {
-        let device = &DeviceChoice::cpu("tree families train on the CPU");
+    fn run_tree(
+        &self,
+        h: &mut TrialHandle,
+        params: &ModelParams,
+        ctx: WorkerContext,
+    ) -> TrialResult {
+        // A GBDT on a GPU boosts its folds as one batched fit; the forest and the decision
+        // tree train on the CPU.
+        let cpu = DeviceChoice::cpu("the forest and the decision tree train on the CPU");
+        let device = match params {
+            ModelParams::Gbdt(_) => self.device_of(ctx),
+            _ => &cpu,
+        };
         let steps = self.steps();
         let flags = Flags::new(self, h);
         let state = Mutex::new((h, flags));
@@ -445,16 +540,26 @@ impl Setup<'_> {
 
 /// Whether the space can propose a neural trial (a fixed or sampled `family` naming one).
 pub(crate) fn has_neural(space: &SearchSpace) -> bool {
-    let neural = |name: &str| Family::parse(name).is_ok_and(Family::is_neural);
+    can_propose(space, Family::is_neural)
+}
+
+/// Whether the space can propose a trial of a gradient-boosting style.
+pub(crate) fn has_gbdt(space: &SearchSpace) -> bool {
+    can_propose(space, Family::is_gbdt)
+}
+
+/// Whether the space's family (fixed or sampled) can be one that `is` accepts.
+fn can_propose(space: &SearchSpace, is: fn(Family) -> bool) -> bool {
+    let named = |name: &str| Family::parse(name).is_ok_and(is);
     if let Some(Value::String(f)) = space.fixed().get(FAMILY_PARAM) {
-        return neural(f);
+        return named(f);
     }
     space
         .param(FAMILY_PARAM)
         .is_some_and(|p| match &p.distribution {
             Distribution::Categorical { choices } => choices
                 .iter()
-                .any(|c| matches!(c, Choice::Str(s) if neural(s))),
+                .any(|c| matches!(c, Choice::Str(s) if named(s))),
             _ => false,
         })
 }

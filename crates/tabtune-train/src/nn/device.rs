@@ -80,6 +80,9 @@ pub struct DeviceChoice {
     /// ([`super::EpochMetrics::best_model`]) so the caller can write best-epoch checkpoints.
     /// Off unless [`Self::with_checkpoints`] (it copies weights to the host on improvement).
     pub checkpoints: bool,
+    /// Whether `auto` picked it: a batched GBDT fit that cannot start on it, or cannot hold its
+    /// batch, then trains on the CPU instead of failing ([`crate::trees::batch_options`]).
+    pub auto: bool,
 }
 
 impl DeviceChoice {
@@ -91,6 +94,7 @@ impl DeviceChoice {
             adapter: None,
             reason: reason.to_owned(),
             checkpoints: false,
+            auto: false,
         }
     }
 
@@ -122,6 +126,7 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                 adapter: Some(cards[i].clone()),
                 reason: "requested".to_owned(),
                 checkpoints: false,
+                auto: false,
             }),
             Ok(cards) => Err(TrainError::NoSuchCudaDevice {
                 index: i,
@@ -143,6 +148,7 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                     "requested".to_owned()
                 },
                 checkpoints: false,
+                auto: false,
             }),
             Err(why) => Err(TrainError::DeviceUnavailable {
                 device: "wgpu".to_owned(),
@@ -158,6 +164,7 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                         adapter: Some(cards[0].clone()),
                         reason: format!("auto: {} CUDA device(s) found", cards.len()),
                         checkpoints: false,
+                        auto: true,
                     });
                 }
                 Ok(_) => "no CUDA device".to_owned(),
@@ -171,14 +178,18 @@ pub fn decide(request: DeviceRequest, probe: &Probe) -> Result<DeviceChoice> {
                         adapter: Some(name.clone()),
                         reason: format!("auto: no CUDA ({cuda_why}); wgpu GPU adapter {name}"),
                         checkpoints: false,
+                        auto: true,
                     });
                 }
                 Ok((name, true)) => format!("wgpu adapter {name} is a CPU adapter"),
                 Err(why) => why.clone(),
             };
-            Ok(DeviceChoice::cpu(&format!(
-                "auto: no CUDA ({cuda_why}); no wgpu GPU ({wgpu_why})"
-            )))
+            Ok(DeviceChoice {
+                auto: true,
+                ..DeviceChoice::cpu(&format!(
+                    "auto: no CUDA ({cuda_why}); no wgpu GPU ({wgpu_why})"
+                ))
+            })
         }
     }
 }
