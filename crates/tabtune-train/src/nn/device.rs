@@ -249,8 +249,18 @@ fn probe_cuda() -> std::result::Result<Vec<String>, String> {
     Err("this tabtune was built without the `cuda` feature".to_owned())
 }
 
+/// The default wgpu adapter, probed once per process: wgpu's setup registers the device's
+/// runtime, and a second setup in the same process panics ("Service already initialized"),
+/// which two `select` calls (a sweep, then its export; two tests) would otherwise hit.
 #[cfg(feature = "wgpu")]
 fn probe_wgpu() -> std::result::Result<(String, bool), String> {
+    static PROBE: std::sync::OnceLock<std::result::Result<(String, bool), String>> =
+        std::sync::OnceLock::new();
+    PROBE.get_or_init(probe_wgpu_once).clone()
+}
+
+#[cfg(feature = "wgpu")]
+fn probe_wgpu_once() -> std::result::Result<(String, bool), String> {
     use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, graphics::AutoGraphicsApi, init_setup};
     // wgpu panics when no adapter exists; turn that into an error.
     let setup = std::panic::catch_unwind(|| {
