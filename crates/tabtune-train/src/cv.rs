@@ -557,6 +557,24 @@ fn cross_validate_gbdt_on_device(
     Ok(report)
 }
 
+/// The labels' classes and the first `max_folds` folds of `kfold` over `table` (the extra
+/// training rows in every training fold only): the shared start of the trial batches'
+/// cross-validation (neural populations, batched GBDT fits).
+pub(crate) fn trial_folds(
+    table: &Table,
+    spec: &PreprocessorSpec,
+    kfold: KFold,
+    max_folds: usize,
+) -> Result<(usize, Vec<Fold>)> {
+    let labels = table.target.as_ref().ok_or_else(|| TrainError::NoTarget {
+        path: table.source.clone(),
+    })?;
+    let n_classes = spec.schema().classes().len();
+    let mut folds = kfold.split_with_extra(labels, n_classes, table.train_only)?;
+    folds.truncate(max_folds.max(1));
+    Ok((n_classes, folds))
+}
+
 /// What cross-validation gathers fold by fold: out-of-fold probabilities (averaged over
 /// repeats), per-fold results, summed gain importances and the fold models.
 pub(crate) struct FoldTally {

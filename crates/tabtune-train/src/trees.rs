@@ -28,7 +28,7 @@ use tabtune_models::gbdt::{GbdtModel, GbdtParams, Growth, RoundEval};
 use tabtune_models::metrics::Control;
 use tabtune_models::{AnyModel, ModelError};
 
-use crate::cv::{CvReport, FoldMatrices, FoldTally};
+use crate::cv::{CvReport, FoldMatrices, FoldTally, trial_folds};
 use crate::error::{Result, TrainError};
 use crate::nn::device::{Device, DeviceChoice};
 
@@ -81,12 +81,7 @@ pub fn cross_validate_gbdt_trials(
     on_round: &mut (dyn FnMut(usize, usize, usize, RoundEval) -> Control + Send),
 ) -> Result<Vec<Result<CvReport>>> {
     let start = Instant::now();
-    let labels = table.target.as_ref().ok_or_else(|| TrainError::NoTarget {
-        path: table.source.clone(),
-    })?;
-    let n_classes = spec.schema().classes().len();
-    let mut folds = kfold.split_with_extra(labels, n_classes, table.train_only)?;
-    folds.truncate(max_folds.max(1));
+    let (n_classes, folds) = trial_folds(table, spec, kfold, max_folds)?;
     let mut failed: Vec<Option<TrainError>> = trials
         .iter()
         .map(|p| p.check(n_classes).err().map(TrainError::from))
@@ -325,6 +320,22 @@ mod tests {
         Control::Continue
     }
 
+    /// One trial's 3-fold CV as a batch of its own on the CPU reference.
+    fn alone_on_cpu(table: &Table, spec: &PreprocessorSpec, p: &GbdtParams) -> CvReport {
+        cross_validate_gbdt_trials(
+            table,
+            spec,
+            std::slice::from_ref(p),
+            kfold(3),
+            usize::MAX,
+            &cpu(),
+            &mut go_on,
+        )
+        .expect("setup")
+        .remove(0)
+        .expect("trains")
+    }
+
     fn models(r: &CvReport) -> Vec<AnyModel> {
         r.models.iter().map(|m| m.model.clone()).collect()
     }
@@ -357,18 +368,7 @@ mod tests {
         assert!(message.contains("learning_rate"), "{message}");
         for t in [0, 1, 3] {
             let r = together[t].as_ref().expect("trains");
-            let alone = cross_validate_gbdt_trials(
-                &table,
-                &spec,
-                &trials[t..=t],
-                kfold(3),
-                usize::MAX,
-                &cpu(),
-                &mut go_on,
-            )
-            .expect("setup")
-            .remove(0)
-            .expect("trains");
+            let alone = alone_on_cpu(&table, &spec, &trials[t]);
             assert_eq!(
                 models(r),
                 models(&alone),
@@ -503,18 +503,7 @@ mod tests {
         )
         .expect("wgpu trains");
         assert_eq!(gpu.device, "wgpu");
-        let reference = cross_validate_gbdt_trials(
-            &table,
-            &spec,
-            std::slice::from_ref(&p),
-            kfold(3),
-            usize::MAX,
-            &cpu(),
-            &mut go_on,
-        )
-        .expect("setup")
-        .remove(0)
-        .expect("trains");
+        let reference = alone_on_cpu(&table, &spec, &p);
         assert_eq!(gpu.folds.len(), 3);
         for (a, b) in gpu.folds.iter().zip(&reference.folds) {
             assert_eq!(

@@ -21,7 +21,7 @@ use super::population::{
     DataBlock, EpochMetrics, Member, MemberResult, PopulationData, StopReason, block,
     train_population,
 };
-use crate::cv::{CvReport, FoldResult};
+use crate::cv::{CvReport, FoldResult, trial_folds};
 use crate::error::{Result, TrainError};
 
 /// How one (trial, fold) member ended.
@@ -60,12 +60,7 @@ pub fn cross_validate_trials(
     on_epoch: &mut dyn FnMut(usize, usize, &EpochMetrics) -> Control,
 ) -> Result<Vec<Result<TrialCv>>> {
     let start = Instant::now();
-    let labels = table.target.as_ref().ok_or_else(|| TrainError::NoTarget {
-        path: table.source.clone(),
-    })?;
-    let n_classes = spec.schema().classes().len();
-    let mut folds = kfold.split_with_extra(labels, n_classes, table.train_only)?;
-    folds.truncate(max_folds.max(1));
+    let (n_classes, folds) = trial_folds(table, spec, kfold, max_folds)?;
     let mut out: Vec<Option<Result<TrialCv>>> = trials
         .iter()
         .map(|p| p.check().err().map(|e| Err(e.into())))
