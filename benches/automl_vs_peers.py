@@ -154,31 +154,42 @@ def run_autogluon(train, test_x, target, seconds, seed):
     )
     pred = predictor.predict(test_x.drop(columns=["id"]))
     wall = time.perf_counter() - t
-    info = {"best_model": predictor.model_best}
+    import sklearn
+    import xgboost
+
+    # Every model it trained (a family that failed to train or save is missing here).
+    info = {
+        "best_model": predictor.model_best,
+        "models": predictor.model_names(),
+        "versions": {"xgboost": xgboost.__version__, "scikit-learn": sklearn.__version__},
+    }
     shutil.rmtree(path, ignore_errors=True)
     return np.asarray(pred), wall, info
 
 
-def run_flaml(train, test_x, target, seconds, seed):
-    from flaml import AutoML
-
-    x = train.drop(columns=["id", target])
-    y = train[target]
-    t = time.perf_counter()
-    automl = AutoML()
-    automl.fit(
-        x,
-        y,
-        task="classification",
-        metric="accuracy",
-        time_budget=seconds,
-        seed=seed,
-        verbose=0,
-        n_jobs=os.cpu_count(),
-    )
-    pred = automl.predict(test_x.drop(columns=["id"]))
-    wall = time.perf_counter() - t
-    return np.asarray(pred), wall, {"best_estimator": automl.best_estimator}
+def run_flaml(args, train, test_x, seconds):
+    """FLAML in its own venv (scripts/requirements-flaml.txt), through benches/peers/flaml_peer.py."""
+    with tempfile.TemporaryDirectory(prefix="flaml-") as tmp:
+        tmp = Path(tmp)
+        train.to_csv(tmp / "train.csv", index=False)
+        test_x.to_csv(tmp / "test.csv", index=False)
+        out = tmp / "pred.csv"
+        subprocess.run(
+            [
+                str(args.flaml_python),
+                str(ROOT / "benches" / "peers" / "flaml_peer.py"),
+                "--train", str(tmp / "train.csv"),
+                "--test", str(tmp / "test.csv"),
+                "--target", args.target,
+                "--seconds", str(seconds),
+                "--seed", str(args.seed),
+                "--out", str(out),
+            ],
+            check=True,
+        )
+        pred = pd.read_csv(out)["prediction"].to_numpy()
+        info = json.loads(Path(str(out) + ".json").read_text())
+    return pred, info.pop("seconds"), info
 
 
 def paired(a_hits, b_hits, rng, n_boot=4000):
@@ -199,6 +210,12 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--holdout", type=float, default=0.2)
     ap.add_argument("--peers", default="autogluon,flaml", help="comma list, or 'none'")
+    ap.add_argument(
+        "--flaml-python",
+        type=Path,
+        default=None,
+        help="python of the flaml venv (scripts/py-env.sh flaml); needed with the flaml peer",
+    )
     ap.add_argument("--ablations", default="", help=f"comma list of {', '.join(ABLATIONS)}")
     ap.add_argument("--ablation-preset", default=None, help="preset of the ablation runs")
     ap.add_argument("--out", type=Path, required=True)
@@ -250,12 +267,14 @@ def main():
     main_name = f"tabtune run --preset {args.preset}"
     budget = int(round(wall))
     peers = [] if args.peers == "none" else [p for p in args.peers.split(",") if p]
+    if "flaml" in peers and args.flaml_python is None:
+        raise SystemExit("the flaml peer needs --flaml-python (scripts/py-env.sh flaml)")
     for peer in peers:
         if peer == "autogluon":
             p, w, info = run_autogluon(train, test_x, args.target, budget, args.seed)
             score("AutoGluon best_quality", p, w, info)
         elif peer == "flaml":
-            p, w, info = run_flaml(train, test_x, args.target, budget, args.seed)
+            p, w, info = run_flaml(args, train, test_x, budget)
             score("FLAML", p, w, info)
         else:
             raise SystemExit(f"unknown peer {peer!r}")

@@ -10,8 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="$(scripts/py-env.sh automl)"
+# FLAML in its own venv: it needs an xgboost that AutoGluon's venv cannot hold.
+flaml_python="$(scripts/py-env.sh flaml)"
 cargo build -q -p tabtune
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p benches/results
 "$python" benches/automl_vs_peers.py --tabtune "$target/debug/tabtune" \
-  --data-dir "${TABTUNE_DATA_DIR:-../shared/data}" --out benches/results/automl.json "$@"
+  --data-dir "${TABTUNE_DATA_DIR:-../shared/data}" --flaml-python "$flaml_python" \
+  --out benches/results/automl.json "$@"
