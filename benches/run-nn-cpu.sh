@@ -36,6 +36,11 @@ if [ ! -f "$data" ]; then
   echo "run-nn-cpu: $data_dir/s4e2_train.csv not found; set TABTUNE_DATA_DIR" >&2
   exit 1
 fi
+# The config's data folder: with it the input is the config's training file, so both runs
+# append the config's extra-train (UCI) rows to every training fold, as `tabtune train` does by
+# default (a different --input gets no extra rows). The report refuses runs that differ here.
+TABTUNE_DATA_DIR="$(dirname "$data")"
+export TABTUNE_DATA_DIR
 git rev-parse --verify -q "$before^{commit}" >/dev/null \
   || { echo "run-nn-cpu: --before $before is not a revision of this repository" >&2; exit 2; }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tabtune/target}"
@@ -111,6 +116,9 @@ d, out, before, after, model = sys.argv[1:]
 load = lambda n: json.load(open(os.path.join(d, f"nn-cpu-{n}.json")))
 res = {"model": model, "before_rev": before, "after_rev": after,
        "cores": os.cpu_count(), "before": load("before"), "after": load("after")}
+if res["before"]["extra_rows"] != res["after"]["extra_rows"]:
+    sys.exit(f"run-nn-cpu: before trained with {res['before']['extra_rows']} extra rows, after with "
+             f"{res['after']['extra_rows']}: not the same work, no comparison")
 res["wall_ratio_after_over_before"] = res["after"]["wall_seconds"] / res["before"]["wall_seconds"]
 res["accuracy_difference"] = res["after"]["accuracy_mean"] - res["before"]["accuracy_mean"]
 if os.path.exists(os.path.join(d, "nn-cpu-torch.json")):
