@@ -11,6 +11,7 @@ mod app;
 mod auth;
 mod error;
 mod feedback;
+mod memory;
 mod metrics;
 mod monitoring;
 mod openapi;

@@ -55,12 +55,14 @@ pub fn exposure_warning(addr: SocketAddr, has_token: bool) -> Option<String> {
 impl Server {
     /// Binds `addr` (port 0: any free port) and serves `state` on a background thread with
     /// `threads` runtime workers. Warns (a `tracing` warning) when `addr` is not a loopback
-    /// address and no token guards the admin and monitoring routes.
+    /// address and no token guards the admin and monitoring routes. Fixes glibc's mmap
+    /// threshold so freed request bodies go back to the kernel (`serve/memory.rs`).
     pub fn start(state: AppState, addr: SocketAddr, threads: usize) -> std::io::Result<Self> {
         let options = state.options;
         options
             .check()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        super::memory::return_large_buffers();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .enable_all()
