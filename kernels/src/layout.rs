@@ -413,3 +413,87 @@ impl SumQuery {
 pub fn flatten<const N: usize, T>(items: &[T], words: impl Fn(&T) -> [u32; N]) -> Vec<u32> {
     items.iter().flat_map(words).collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Classification trees (decision trees and random forests).
+
+/// Words per class-split result before its left counts: feature, last left bin, missing left,
+/// score (`f32` bits); then `n_classes` left counts.
+pub const CLASS_RESULT_HEAD: usize = 4;
+/// Words per [`ClassRules`].
+pub const CLASS_RULES_WORDS: usize = 2;
+
+/// The fixed part of a batched fit of classification trees (decision trees, forests): every
+/// tree is a member with its own entries; a bootstrapped row appears once per draw, so a
+/// histogram's integer counts are the bootstrap-weighted class counts. Histogram slots hold
+/// `total_bins` bins of `n_classes` counts (`i32`); per-node tables are indexed `tree · cap +
+/// node`, as for boosting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassProblem {
+    /// Classes.
+    pub n_classes: usize,
+    /// Node slots per tree.
+    pub cap: usize,
+    /// Per entry: its tree.
+    pub tree_of: Vec<u32>,
+    /// Per entry: its row of the bin matrix.
+    pub row_of: Vec<u32>,
+    /// Per row of the bin matrix: its class.
+    pub labels: Vec<u32>,
+}
+
+impl ClassProblem {
+    /// Entries of all trees.
+    pub fn n_entries(&self) -> usize {
+        self.tree_of.len()
+    }
+}
+
+/// One tree's split rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassRules {
+    /// Rows (bootstrap-weighted) each child needs at least (`min_samples_leaf`, ≥ 1).
+    pub min_leaf: i32,
+    /// Entropy instead of Gini.
+    pub entropy: bool,
+}
+
+impl ClassRules {
+    /// As words.
+    pub fn words(&self) -> [u32; CLASS_RULES_WORDS] {
+        [self.min_leaf as u32, u32::from(self.entropy)]
+    }
+}
+
+/// The best split of a classification node: bins `1..=bin` of `feature` go left (missing
+/// values by `missing_left`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassResult {
+    /// Feature, [`NONE`] when no split satisfies the rules.
+    pub feature: u32,
+    /// Last bin on the left.
+    pub bin: u32,
+    /// Missing values go left: learned when the node has missing values, else towards the
+    /// larger child.
+    pub missing_left: bool,
+    /// `Q(L) + Q(R)` (see [`crate::reference::forest::side_score`]).
+    pub score: f32,
+    /// Class counts of the left child.
+    pub left: Vec<i32>,
+}
+
+impl ClassResult {
+    /// Reads results of `n_classes` classes from words.
+    pub fn from_words(words: &[u32], n_classes: usize) -> Vec<Self> {
+        words
+            .chunks_exact(CLASS_RESULT_HEAD + n_classes)
+            .map(|w| Self {
+                feature: w[0],
+                bin: w[1],
+                missing_left: w[2] != 0,
+                score: f32::from_bits(w[3]),
+                left: w[CLASS_RESULT_HEAD..].iter().map(|&c| c as i32).collect(),
+            })
+            .collect()
+    }
+}

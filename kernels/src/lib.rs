@@ -8,7 +8,9 @@
 //! histogram build (integer gradients and hessians added atomically, so sums are exact and
 //! order-free), histogram zeroing and subtraction, split search (per node, and per level for
 //! oblivious trees), split sums, applying splits, row partition, leaf values, score updates
-//! (training and validation rows) and the validation metric.
+//! (training and validation rows) and the validation metric; for classification trees
+//! (decision trees, random forests: [`reference::forest`]) class-count histograms, Gini and
+//! entropy split search, applying splits and moving rows.
 //!
 //! Must not depend on any other tabtune crate: `tabtune-models` drives these kernels.
 //!

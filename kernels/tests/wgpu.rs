@@ -592,3 +592,160 @@ fn bad_inputs_are_typed_errors() {
         .expect("a row outside the matrix");
     assert!(e.to_string().contains("10000"), "{e}");
 }
+
+/// Classification-tree kernels: histograms of class counts (exact), the best split of every
+/// task by Gini and by entropy with leaf minimums (same feature, bin, direction, `f32` score
+/// and left counts), applied splits and moved entries: all equal to the references.
+#[test]
+fn class_kernels_equal_the_reference() {
+    use tabtune_kernels::layout::{ClassProblem, ClassResult, ClassRules, pack_split};
+    use tabtune_kernels::reference::forest;
+    let Some(gpu) = device() else { return };
+    for (seed, n_classes) in [(11u64, 7usize), (12, 2), (13, 3)] {
+        let fx = fixture(seed, 2, n_classes, 8);
+        let mut rng = Rng(seed * 31);
+        let n_trees = 5;
+        let cap = 16;
+        // Entries: every tree draws rows with repeats (a bootstrap), each at a node 0..4.
+        let (mut tree_of, mut row_of) = (Vec::new(), Vec::new());
+        for t in 0..n_trees {
+            for _ in 0..300 {
+                tree_of.push(t as u32);
+                row_of.push(rng.below(fx.bins.n_rows) as u32);
+            }
+        }
+        let p = ClassProblem {
+            n_classes,
+            cap,
+            tree_of,
+            row_of,
+            labels: fx.p.labels.clone(),
+        };
+        let node_of: Vec<u32> = (0..p.n_entries()).map(|_| rng.below(4) as u32).collect();
+        let nf = fx.bins.n_features;
+        // Slots for nodes 0..3 of every tree but node 3 of tree 1 (its entries add nowhere).
+        let mut builds = Vec::new();
+        for t in 0..n_trees as u32 {
+            for node in 0..4u32 {
+                if (t, node) != (1, 3) {
+                    builds.push([t, node, builds.len() as u32]);
+                }
+            }
+        }
+        let n_slots = builds.len();
+        let masks: Vec<u32> = (0..n_slots * nf)
+            .map(|i| u32::from(i % nf == 2 || rng.below(3) != 0))
+            .collect();
+        let width = fx.bins.total_bins * n_classes;
+        let mut build_slot = vec![NONE; n_trees * cap];
+        forest::set_build_slots(cap, &builds, &mut build_slot);
+        let mut want_hist = vec![0i32; n_slots * width];
+        forest::histograms(&p, &fx.bins, &node_of, &build_slot, &masks, &mut want_hist);
+        let d = gpu.upload_class_problem(&p, &fx.bins).expect("uploads");
+        let node_buf = up(&gpu, &node_of);
+        let mut slot_buf = up(&gpu, &vec![NONE; n_trees * cap]);
+        let triples: Vec<u32> = builds.iter().flatten().copied().collect();
+        gpu.class_set_build_slots(&d, &up(&gpu, &triples), &mut slot_buf)
+            .expect("runs");
+        let mask_buf = up(&gpu, &masks);
+        let mut hist = up(&gpu, &vec![7i32; n_slots * width]);
+        let all: Vec<u32> = (0..n_slots as u32).collect();
+        gpu.class_zero_slots(&d, &up(&gpu, &all), &mut hist)
+            .expect("runs");
+        gpu.class_histograms(&d, &node_buf, &slot_buf, &mask_buf, &mut hist)
+            .expect("runs");
+        assert_eq!(gpu.read(&hist).expect("reads"), want_hist, "histograms");
+        // Each task's class counts: its node's entries.
+        let mut node_counts = vec![0i32; n_trees * cap * n_classes];
+        for e in 0..p.n_entries() {
+            let at = p.tree_of[e] as usize * cap + node_of[e] as usize;
+            node_counts[at * n_classes + p.labels[p.row_of[e] as usize] as usize] += 1;
+        }
+        let tasks: Vec<SearchTask> = builds
+            .iter()
+            .map(|b| SearchTask {
+                tree: b[0],
+                node: b[1],
+                slot: b[2],
+                mask_row: b[2],
+            })
+            .collect();
+        let counts: Vec<i32> = builds
+            .iter()
+            .flat_map(|b| {
+                let at = (b[0] as usize * cap + b[1] as usize) * n_classes;
+                node_counts[at..at + n_classes].to_vec()
+            })
+            .collect();
+        let rules: Vec<ClassRules> = (0..n_trees)
+            .map(|t| ClassRules {
+                min_leaf: [1, 1, 5, 20, 1][t],
+                entropy: t % 2 == 1,
+            })
+            .collect();
+        let table = forest::xlogx_table(300);
+        let want = forest::search(
+            &p, &fx.bins, &tasks, &masks, &counts, &rules, &table, &want_hist,
+        );
+        assert!(
+            want.iter().filter(|r| r.feature != NONE).count() >= tasks.len() / 2,
+            "most tasks find a split"
+        );
+        let rule_words: Vec<u32> = rules.iter().flat_map(ClassRules::words).collect();
+        let mut scratch = (up(&gpu, &[0i32]), up(&gpu, &[0u32]));
+        let mut results = up(&gpu, &vec![0u32; tasks.len() * (4 + n_classes)]);
+        gpu.class_search(
+            &d,
+            &up(&gpu, &flatten(&tasks, SearchTask::words)),
+            &mask_buf,
+            &up(&gpu, &counts),
+            &up(&gpu, &rule_words),
+            &up(&gpu, &table),
+            &hist,
+            &mut scratch,
+            &mut results,
+        )
+        .expect("runs");
+        let got = ClassResult::from_words(&gpu.read(&results).expect("reads"), n_classes);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                (g.feature, g.bin, g.missing_left, g.score.to_bits(), &g.left),
+                (w.feature, w.bin, w.missing_left, w.score.to_bits(), &w.left),
+                "task {i} (seed {seed})"
+            );
+        }
+        // Apply five found splits (children at nodes 4 + 2i) and move the entries.
+        let records: Vec<[u32; 4]> = tasks
+            .iter()
+            .zip(&want)
+            .filter(|(_, r)| r.feature != NONE)
+            .take(5)
+            .enumerate()
+            .map(|(i, (t, r))| {
+                let packed = pack_split(r.feature, r.bin, r.missing_left);
+                [t.tree, t.node, packed, 4 + 2 * i as u32]
+            })
+            .collect();
+        let mut want_splits = vec![0u32; 2 * n_trees * cap];
+        forest::apply(cap, &records, &mut want_splits);
+        let mut want_nodes = node_of.clone();
+        forest::partition(&p, &fx.bins, &want_splits, &mut want_nodes);
+        assert_ne!(want_nodes, node_of, "some entries move");
+        let mut splits = up(&gpu, &vec![0u32; 2 * n_trees * cap]);
+        let words: Vec<u32> = records.iter().flatten().copied().collect();
+        gpu.class_apply(&d, &up(&gpu, &words), &mut splits)
+            .expect("runs");
+        let mut nodes = up(&gpu, &node_of);
+        gpu.class_partition(&d, &splits, &mut nodes).expect("runs");
+        assert_eq!(
+            gpu.read(&splits).expect("reads"),
+            want_splits,
+            "split tables"
+        );
+        assert_eq!(
+            gpu.read(&nodes).expect("reads"),
+            want_nodes,
+            "moved entries"
+        );
+    }
+}

@@ -258,8 +258,8 @@ fn bad_models_and_parameters_exit_2_naming_them() {
     let (code, err) = run(&["--model", "gbdt-leafwise", "--folds", "11"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("has only 10 rows"), "{err}");
-    // The boosting styles take --device: a bad one, or a GPU backend this build lacks, exits 2
-    // naming it (the forest and the decision tree run on the CPU whatever it says).
+    // Every tree family takes --device: a bad one, or a GPU backend this build lacks, exits 2
+    // naming it.
     let (code, err) = run(&["--model", "gbdt-depthwise", "--device", "tpu"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("tpu") && err.contains("cuda:N"), "{err}");
@@ -276,15 +276,22 @@ fn bad_models_and_parameters_exit_2_naming_them() {
             );
         }
     }
+    if !cfg!(feature = "cuda") {
+        for model in ["decision-tree", "random-forest"] {
+            let (code, err) = run(&["--model", model, "--device", "cuda:0", "--folds", "2"]);
+            assert_eq!(code, Some(2), "{model}: {err}");
+            assert!(err.contains("--device cuda:0") && err.contains("cuda"), "{err}");
+        }
+    }
     let (code, err) = run(&[
         "--model",
         "decision-tree",
         "--device",
-        "cuda:0",
+        "cpu",
         "--folds",
         "2",
     ]);
-    assert_eq!(code, Some(0), "the decision tree ignores the device: {err}");
+    assert_eq!(code, Some(0), "the decision tree on the CPU: {err}");
 }
 
 #[test]

@@ -185,9 +185,9 @@ pub struct TrainArgs {
     /// gbdt-oblivious (CatBoost style), random-forest, decision-tree, mlp, tabm.
     #[arg(long, value_name = "FAMILY")]
     pub model: String,
-    /// Device for the neural families and the boosting styles: auto (CUDA, else a wgpu GPU,
-    /// else the CPU), cpu, wgpu, cuda or cuda:N. On a GPU a boosting style's folds train as one
-    /// batched fit (quantized gradients); the forest and the decision tree run on the CPU.
+    /// Device: auto (CUDA, else a wgpu GPU, else the CPU), cpu, wgpu, cuda or cuda:N. On a GPU a
+    /// boosting style's folds train as one batched fit (quantized gradients), and a forest's or
+    /// decision tree's trees grow together level by level (the same trees as on the CPU).
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// Folds [default: the config's `cv.folds`].
@@ -445,8 +445,8 @@ pub struct SweepArgs {
     /// Trials running at once (worker threads, at most 1024).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub workers: usize,
-    /// Devices: auto, cpu, wgpu, cuda:N or cuda:N,M,... (workers are spread over them). Neural
-    /// and boosting trials use them; the forest and the decision tree run on the CPU.
+    /// Devices: auto, cpu, wgpu, cuda:N or cuda:N,M,... (workers are spread over them). Every
+    /// family's trials use them (a forest trial grows its trees together on a GPU).
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// Trials per device when several devices are given.

@@ -254,13 +254,9 @@ pub fn export_trial(
         .get(ATTR_ROUNDS_MEAN)
         .and_then(Value::as_f64);
     let params = final_params(&cv_params, mean_rounds);
-    // Neural models and GBDTs train on the device (a GBDT on a GPU as a batch of one); the
-    // forest and the decision tree on the CPU.
-    let device = if matches!(params, ModelParams::Forest(_)) {
-        DeviceChoice::cpu("the forest and the decision tree run on the CPU")
-    } else {
-        select(DeviceRequest::parse(&settings.device)?)?
-    };
+    // Every family trains on the device (a GBDT on a GPU as a batch of one, a forest's trees
+    // grown together).
+    let device = select(DeviceRequest::parse(&settings.device)?)?;
 
     let training = load_training(config, &settings.input, progress)?;
     // The final model trains on every row and the trial's copies of the extra training data.

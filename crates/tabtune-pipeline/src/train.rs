@@ -122,11 +122,9 @@ pub fn train(
     let request = DeviceRequest::parse(&settings.device)?;
     let device = match &params {
         ModelParams::Neural(_) => device::select(request)?.with_checkpoints(),
-        // On a GPU the folds boost as one batched fit; on the CPU the engine fits them.
-        ModelParams::Gbdt(_) => device::select(request)?,
-        ModelParams::Forest(_) => {
-            DeviceChoice::cpu("the forest and the decision tree run on the CPU")
-        }
+        // On a GPU the folds boost as one batched fit (a forest's trees grow together); on
+        // the CPU the engine fits them.
+        ModelParams::Gbdt(_) | ModelParams::Forest(_) => device::select(request)?,
     };
     let kfold = KFold {
         folds: settings.folds.unwrap_or(cv.folds),

@@ -17,7 +17,9 @@ use tabtune_models::metrics::{Control, log_loss};
 use crate::error::{Result, TrainError};
 use crate::family::ModelParams;
 use crate::nn::{DeviceChoice, EpochMetrics, cross_validate_neural, fit_all_neural};
-use crate::trees::{batch_options, cross_validate_gbdt_trials, fit_gbdt_on_device};
+use crate::trees::{
+    batch_options, cross_validate_gbdt_trials, fit_forest_on_device, fit_gbdt_on_device,
+};
 
 /// Metrics of one fold.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -62,8 +64,9 @@ pub struct CvReport {
     /// Feature names with their split gain summed over the folds' models, largest first
     /// (empty for neural models).
     pub importance: Vec<(String, f64)>,
-    /// The device the models trained on: `cpu` for the forest and the decision tree and for
-    /// the engine's GBDT fits; a GPU's name (or `cpu (fallback: REASON)`) for batched ones.
+    /// The device the models trained on: `cpu` for the engine's fits; `wgpu` / `cuda:N` (or
+    /// `cpu (fallback: REASON)`) for batched GBDT fits and for forests and decision trees
+    /// grown on a GPU.
     pub device: String,
     /// Each fold's fitted preprocessor and model, in fold order: exactly the models whose
     /// validation predictions are `oof` (a fold-averaged final model ships them). Empty when
@@ -289,8 +292,8 @@ pub fn fit_all(
     fit_all_on(table, spec, params, &DeviceChoice::cpu("default"))
 }
 
-/// [`fit_all`] on a chosen device: neural models, and GBDTs on a GPU (a batch of one member);
-/// the forest and the decision tree train on the CPU.
+/// [`fit_all`] on a chosen device: neural models; on a GPU GBDTs (a batch of one member) and
+/// the forest and the decision tree (all their trees grown together).
 pub fn fit_all_on(
     table: &Table,
     spec: &PreprocessorSpec,
@@ -304,9 +307,18 @@ pub fn fit_all_on(
     let n_classes = spec.schema().classes().len();
     let pre = spec.fit(table)?;
     let m = pre.transform(table)?;
-    if let (ModelParams::Gbdt(p), Some(options)) = (params, batch_options(device)) {
-        let model = fit_gbdt_on_device(&m, p, n_classes, &options)?;
-        return Ok((pre, AnyModel::Gbdt(model)));
+    match (params, batch_options(device)) {
+        (ModelParams::Gbdt(p), Some(options)) => {
+            let model = fit_gbdt_on_device(&m, p, n_classes, &options)?;
+            return Ok((pre, AnyModel::Gbdt(model)));
+        }
+        (ModelParams::Forest(p), Some(options)) => {
+            let valid = p.check()?;
+            let (model, on) = fit_forest_on_device(&m, &valid, n_classes, &options)?;
+            tracing::info!("final {:?} fitted on {on}", p.kind);
+            return Ok((pre, AnyModel::Forest(model)));
+        }
+        _ => {}
     }
     let model = fit_model(params, &m, None, n_classes, None, None)?;
     Ok((pre, model))
@@ -460,6 +472,13 @@ pub fn cross_validate_cached(
             follow_rounds,
         );
     }
+    // On a GPU a forest's (or decision tree's) trees grow together, fold by fold, with the
+    // fold's own bins: the same models as the CPU engine's.
+    let forest_on = match (params, batch_options(device)) {
+        (ModelParams::Forest(p), Some(options)) => Some(((*p.check()?).clone(), options)),
+        _ => None,
+    };
+    let mut trained_on = "cpu".to_owned();
     let folds = kfold.split_with_extra(labels, n_classes, table.train_only)?;
     let mut tally = FoldTally::new(table.n_main(), n_classes, kfold.repeats);
     for (index, fold) in folds.iter().enumerate() {
@@ -490,14 +509,22 @@ pub fn cross_validate_cached(
         let mut follow = |round, eval: Option<RoundEval>| {
             eval.map_or(Control::Continue, |e| on_round(index, round, e))
         };
-        let fitted = fit_model(
-            params,
-            mt,
-            Some(early),
-            n_classes,
-            follow_rounds.then_some(&mut follow as _),
-            bins.as_deref(),
-        );
+        let fitted = match &forest_on {
+            Some((p, options)) => {
+                fit_forest_on_device(mt, p, n_classes, options).map(|(model, on)| {
+                    trained_on = on;
+                    AnyModel::Forest(model)
+                })
+            }
+            None => fit_model(
+                params,
+                mt,
+                Some(early),
+                n_classes,
+                follow_rounds.then_some(&mut follow as _),
+                bins.as_deref(),
+            ),
+        };
         let model = fitted.map_err(|e| TrainError::fold(fold.repeat, fold.fold, e))?;
         let result = tally.add(
             fold,
@@ -514,7 +541,7 @@ pub fn cross_validate_cached(
     Ok(tally.report(
         start.elapsed().as_secs_f64(),
         spec.schema().classes().to_vec(),
-        "cpu".to_owned(),
+        trained_on,
     ))
 }
 

@@ -21,6 +21,8 @@ use std::time::Instant;
 
 use ndarray::{ArrayView2, Axis, concatenate};
 use tabtune_features::{FeatureMatrix, KFold, PreprocessorSpec, Table};
+use tabtune_models::forest::batched::{ForestMember, fit_forests_batched};
+use tabtune_models::forest::{ForestModel, ForestParams};
 use tabtune_models::gbdt::batched::{
     BatchData, BatchDevice, BatchMember, BatchOptions, MemberRound, fit_batched,
 };
@@ -277,6 +279,43 @@ pub(crate) fn fit_gbdt_on_device(
     Ok(fit.model)
 }
 
+/// Fits a decision tree or a random forest on every row of the preprocessed matrix `m` with
+/// all its trees grown together, level by level, on `options.device`
+/// ([`fit_forests_batched`]). The bins are fitted on `m` as the CPU engine fits them, so the
+/// model is the engine's, tree for tree. Returns the model and where it trained.
+pub(crate) fn fit_forest_on_device(
+    m: &FeatureMatrix,
+    params: &ForestParams,
+    n_classes: usize,
+    options: &BatchOptions,
+) -> tabtune_models::Result<(ForestModel, String)> {
+    let y = m
+        .target
+        .as_deref()
+        .expect("training matrices have the target");
+    let data = BatchData::new(
+        m.values.view(),
+        y,
+        n_classes,
+        &m.names,
+        params.max_bins,
+        false,
+    )?;
+    let member = ForestMember {
+        params: params.clone(),
+        train: (0..y.len() as u32).collect(),
+    };
+    let mut fits = fit_forests_batched(&data, &[member], options)?;
+    let fit = fits.remove(0);
+    tracing::debug!(
+        "{} trees of {} rows grown on {}",
+        fit.model.trees.len(),
+        y.len(),
+        fit.device
+    );
+    Ok((fit.model, fit.device))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -515,5 +554,55 @@ mod tests {
         let (_, model) = crate::fit_all_on(&table, &spec, &ModelParams::Gbdt(p), &choice)
             .expect("final fit on wgpu");
         assert!(matches!(model, AnyModel::Gbdt(_)));
+    }
+
+    /// `cargo test -p tabtune-train --features wgpu --lib wgpu_` (CI, on lavapipe): a random
+    /// forest and a decision tree cross-validated on wgpu (every fold's trees grown together)
+    /// are the CPU engine's, fold for fold, and their final fits too.
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn wgpu_forest_cross_validation_equals_the_cpu_engine() {
+        use tabtune_models::forest::{Criterion, ForestKind, ForestParams};
+
+        use crate::family::ModelParams;
+        use crate::nn::device::{DeviceRequest, select};
+        let (_dir, table, config) = table();
+        let spec = PreprocessorSpec::from_config(&config);
+        let choice = select(DeviceRequest::Wgpu)
+            .expect("a wgpu adapter (CI installs mesa-vulkan-drivers for lavapipe)");
+        let mut rf = ForestParams::new(ForestKind::RandomForest);
+        rf.n_trees = 8;
+        rf.criterion = Criterion::Entropy;
+        let mut dt = ForestParams::new(ForestKind::DecisionTree);
+        dt.max_depth = 6;
+        for p in [rf, dt] {
+            let params = ModelParams::Forest(p);
+            let run = |device: &DeviceChoice| {
+                crate::cross_validate_on(
+                    &table,
+                    &spec,
+                    &params,
+                    kfold(3),
+                    device,
+                    &mut |_| {},
+                    &mut |_, _| Control::Continue,
+                )
+                .expect("trains")
+            };
+            let gpu = run(&choice);
+            let cpu = run(&DeviceChoice::cpu("test"));
+            assert_eq!((gpu.device.as_str(), cpu.device.as_str()), ("wgpu", "cpu"));
+            for (a, b) in gpu.folds.iter().zip(&cpu.folds) {
+                assert_eq!((a.accuracy, a.logloss), (b.accuracy, b.logloss));
+            }
+            assert_eq!(gpu.oof, cpu.oof);
+            let (_, on_gpu) = crate::fit_all_on(&table, &spec, &params, &choice).expect("wgpu");
+            let (_, on_cpu) = crate::fit_all(&table, &spec, &params).expect("cpu");
+            let (AnyModel::Forest(g), AnyModel::Forest(c)) = (on_gpu, on_cpu) else {
+                panic!("forests")
+            };
+            assert_eq!(g.oob_accuracy, c.oob_accuracy);
+            assert_eq!(g.importance_split, c.importance_split);
+        }
     }
 }

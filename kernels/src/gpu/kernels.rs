@@ -966,3 +966,301 @@ pub fn fill(out: &mut Array<u32>, value: u32) {
     }
     out[i] = value;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Classification trees (mirror `reference::forest`).
+
+/// One unit per entry: its class's count added to the bins of its row in its node's slot, for
+/// the features of the slot's mask row.
+#[cube(launch)]
+pub fn class_histograms(
+    tree_of: &Array<u32>,
+    row_of: &Array<u32>,
+    labels: &Array<u32>,
+    node_of: &Array<u32>,
+    build_slot: &Array<u32>,
+    masks: &Array<u32>,
+    data: &Array<u32>,
+    offsets: &Array<u32>,
+    hist: &mut Array<Atomic<i32>>,
+    n_classes: u32,
+    cap: u32,
+    words_per_row: u32,
+    total_bins: u32,
+) {
+    let i = ABSOLUTE_POS;
+    if i >= node_of.len() {
+        terminate!();
+    }
+    let slot = build_slot[(tree_of[i] * cap + node_of[i]) as usize];
+    if slot == 0xFFFF_FFFFu32 {
+        terminate!();
+    }
+    let row = row_of[i];
+    let y = labels[row as usize];
+    let nf = offsets.len();
+    for f in 0..nf {
+        if masks[slot as usize * nf + f] != 0u32 {
+            let b = bin_of(data, words_per_row, row, f as u32);
+            let at = ((slot * total_bins + offsets[f] + b) * n_classes + y) as usize;
+            hist[at].fetch_add(1i32);
+        }
+    }
+}
+
+/// `Q(L) + Q(R)` of a split (mirrors `reference::forest::split_score`): left counts are
+/// `left[l0 + c]`, plus the missing bin `hist[m0 + c]` when `with_missing`.
+#[cube]
+fn class_score(
+    left: &Array<i32>,
+    hist: &Array<i32>,
+    counts: &Array<i32>,
+    table: &Array<f32>,
+    l0: usize,
+    m0: usize,
+    c0: usize,
+    with_missing: bool,
+    n_left: i32,
+    n: i32,
+    n_classes: u32,
+    entropy: bool,
+) -> f32 {
+    let mut sl = 0.0f32;
+    let mut sr = 0.0f32;
+    let n_right = n - n_left;
+    for c in 0..n_classes as usize {
+        let mut lc = left[l0 + c];
+        if with_missing {
+            lc += hist[m0 + c];
+        }
+        let rc = counts[c0 + c] - lc;
+        if entropy {
+            sl += table[u32::cast_from(lc) as usize];
+            sr += table[u32::cast_from(rc) as usize];
+        } else {
+            let a = f32::cast_from(lc);
+            let b = f32::cast_from(rc);
+            sl += a * a / f32::cast_from(n_left);
+            sr += b * b / f32::cast_from(n_right);
+        }
+    }
+    if entropy {
+        sl -= table[u32::cast_from(n_left) as usize];
+        sr -= table[u32::cast_from(n_right) as usize];
+    }
+    sl + sr
+}
+
+/// Words of a class candidate: valid, bin, missing left, score.
+const CLASS_CAND_WORDS: u32 = 4;
+
+/// One unit per (task, feature): the best threshold of that feature of the task's node
+/// (`reference::forest::scan_feature`), into `candidates`; `left` is scratch of `n_classes`
+/// counts per unit.
+#[cube(launch)]
+pub fn class_search_features(
+    tasks: &Array<u32>,
+    masks: &Array<u32>,
+    counts: &Array<i32>,
+    rules: &Array<u32>,
+    table: &Array<f32>,
+    hist: &Array<i32>,
+    n_bins: &Array<u32>,
+    offsets: &Array<u32>,
+    left: &mut Array<i32>,
+    candidates: &mut Array<u32>,
+    total_bins: u32,
+    n_classes: u32,
+) {
+    let i = ABSOLUTE_POS;
+    let nf = n_bins.len();
+    if i >= (tasks.len() / 4) * nf {
+        terminate!();
+    }
+    let task = i / nf;
+    let f = i % nf;
+    let out = i * CLASS_CAND_WORDS as usize;
+    candidates[out] = 0u32;
+    let tree = tasks[4 * task];
+    let slot = tasks[4 * task + 2];
+    let mask_row = tasks[4 * task + 3];
+    if masks[mask_row as usize * nf + f] == 0u32 {
+        terminate!();
+    }
+    let min_leaf = i32::reinterpret(rules[(2u32 * tree) as usize]);
+    let entropy = rules[(2u32 * tree + 1u32) as usize] != 0u32;
+    let k = n_classes as usize;
+    let c0 = task * k;
+    let l0 = i * k;
+    let m0 = ((slot * total_bins + offsets[f]) * n_classes) as usize;
+    let mut n = 0i32;
+    let mut n_missing = 0i32;
+    for c in 0..k {
+        n += counts[c0 + c];
+        n_missing += hist[m0 + c];
+        left[l0 + c] = 0i32;
+    }
+    let nb = n_bins[f];
+    let mut n_left = 0i32;
+    let mut found = false;
+    let mut best = 0.0f32;
+    let mut best_bin = 0u32;
+    let mut best_dir = false;
+    let mut best_n_left = 0i32;
+    let mut b = 1u32;
+    while b + 1u32 < nb {
+        let at = m0 + (b * n_classes) as usize;
+        let mut nx = 0i32;
+        for c in 0..k {
+            nx += hist[at + c];
+        }
+        if nx != 0i32 {
+            for c in 0..k {
+                left[l0 + c] += hist[at + c];
+            }
+            n_left += nx;
+            if n - n_left < min_leaf {
+                break;
+            }
+            if n_left >= min_leaf {
+                let s = class_score(
+                    left, hist, counts, table, l0, m0, c0, false, n_left, n, n_classes, entropy,
+                );
+                if !found || s > best {
+                    found = true;
+                    best = s;
+                    best_bin = b;
+                    best_dir = false;
+                    best_n_left = n_left;
+                }
+            }
+            if n_missing > 0i32 {
+                let al = n_left + n_missing;
+                if al >= min_leaf && n - al >= min_leaf {
+                    let s = class_score(
+                        left, hist, counts, table, l0, m0, c0, true, al, n, n_classes, entropy,
+                    );
+                    if !found || s > best {
+                        found = true;
+                        best = s;
+                        best_bin = b;
+                        best_dir = true;
+                        best_n_left = al;
+                    }
+                }
+            }
+        }
+        b += 1u32;
+    }
+    if found {
+        let mut missing_left = best_dir;
+        if n_missing == 0i32 {
+            missing_left = best_n_left >= n - best_n_left;
+        }
+        candidates[out] = 1u32;
+        candidates[out + 1] = best_bin;
+        candidates[out + 2] = u32::cast_from(missing_left);
+        candidates[out + 3] = u32::reinterpret(best);
+    }
+}
+
+/// One unit per task: the best of its features' candidates (the first on ties) and its left
+/// counts, as `4 + n_classes` words (`reference::forest::result_words`).
+#[cube(launch)]
+pub fn class_search_reduce(
+    tasks: &Array<u32>,
+    candidates: &Array<u32>,
+    hist: &Array<i32>,
+    offsets: &Array<u32>,
+    results: &mut Array<u32>,
+    total_bins: u32,
+    n_classes: u32,
+) {
+    let task = ABSOLUTE_POS;
+    let nf = offsets.len();
+    let k = n_classes as usize;
+    let w = 4 + k;
+    if task >= results.len() / w {
+        terminate!();
+    }
+    let out = task * w;
+    results[out] = 0xFFFF_FFFFu32;
+    results[out + 1] = 0u32;
+    results[out + 2] = 0u32;
+    results[out + 3] = 0u32;
+    for c in 0..k {
+        results[out + 4 + c] = 0u32;
+    }
+    let mut found = false;
+    let mut best = 0.0f32;
+    let mut best_f = 0u32;
+    for f in 0..nf {
+        let c = (task * nf + f) * CLASS_CAND_WORDS as usize;
+        if candidates[c] != 0u32 {
+            let s = f32::reinterpret(candidates[c + 3]);
+            if !found || s > best {
+                found = true;
+                best = s;
+                best_f = f as u32;
+            }
+        }
+    }
+    if found {
+        let c = (task * nf + best_f as usize) * CLASS_CAND_WORDS as usize;
+        let bin = candidates[c + 1];
+        let missing_left = candidates[c + 2];
+        results[out] = best_f;
+        results[out + 1] = bin;
+        results[out + 2] = missing_left;
+        results[out + 3] = candidates[c + 3];
+        let slot = tasks[4 * task + 2];
+        let m0 = ((slot * total_bins + offsets[best_f as usize]) * n_classes) as usize;
+        for cc in 0..k {
+            let mut s = 0i32;
+            let mut b = 1u32;
+            while b <= bin {
+                s += hist[m0 + (b * n_classes) as usize + cc];
+                b += 1u32;
+            }
+            if missing_left != 0u32 {
+                s += hist[m0 + cc];
+            }
+            results[out + 4 + cc] = u32::reinterpret(s);
+        }
+    }
+}
+
+/// One unit per record `[tree, node, packed split, left child]`: into the split table.
+#[cube(launch)]
+pub fn class_apply(records: &Array<u32>, splits: &mut Array<u32>, cap: u32) {
+    let r = ABSOLUTE_POS;
+    if r >= records.len() / 4 {
+        terminate!();
+    }
+    let at = (records[4 * r] * cap + records[4 * r + 1]) as usize;
+    splits[2 * at] = records[4 * r + 2];
+    splits[2 * at + 1] = records[4 * r + 3];
+}
+
+/// One unit per entry: moves it to a child when its node was split.
+#[cube(launch)]
+pub fn class_partition(
+    tree_of: &Array<u32>,
+    row_of: &Array<u32>,
+    splits: &Array<u32>,
+    data: &Array<u32>,
+    node_of: &mut Array<u32>,
+    cap: u32,
+    words_per_row: u32,
+) {
+    let i = ABSOLUTE_POS;
+    if i >= node_of.len() {
+        terminate!();
+    }
+    let at = (tree_of[i] * cap + node_of[i]) as usize;
+    let word = splits[2 * at];
+    if (word >> 31) != 0u32 {
+        let b = bin_of(data, words_per_row, row_of[i], word & 0xFFFFu32);
+        node_of[i] = child(splits, at, b);
+    }
+}

@@ -5,6 +5,7 @@
 //! [`BinMatrix`] on the device. Every kernel has a method here taking buffers in the layout of
 //! [`crate::layout`], checking their lengths.
 
+mod forest;
 mod kernels;
 
 use std::marker::PhantomData;
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 pub use cubecl::{CubeElement, Runtime};
+pub use forest::ClassData;
 
 use crate::error::{KernelError, Result};
 use crate::layout::{

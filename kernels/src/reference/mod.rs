@@ -2,6 +2,7 @@
 //! kernels use, defining their results. Each GPU kernel's test compares against these (exactly
 //! for integers and chosen splits); the CPU backend of the batched fit runs them.
 
+pub mod forest;
 pub mod grad;
 pub mod hist;
 pub mod math;

@@ -1,11 +1,46 @@
-//! Growing one classification tree, depth first, on class-count histograms (the smaller
-//! child's histogram is built, the larger child's is the parent's minus it).
+//! Growing one classification tree, depth first, on integer class-count histograms (the
+//! smaller child's histogram is built, the larger child's is the parent's minus it).
+//!
+//! Splits are chosen exactly as the batched fit chooses them on a device
+//! ([`tabtune_kernels::reference::forest`]: the same integer counts, the same `f32` score, the
+//! same tie-breaking), and each node's feature draw depends only on its tree and its path from
+//! the root ([`child_key`]), not on the order nodes are grown in: growing depth first here or
+//! level by level in a batch gives the same tree.
 
 use tabtune_features::rng::SplitMix64;
+use tabtune_kernels::layout::ClassRules;
+use tabtune_kernels::reference::forest::{left_counts, scan_feature};
 
 use super::model::{ClassNode, ClassTree};
 use super::params::Criterion;
 use crate::gbdt::{BinMapper, Binned, partition};
+
+/// The key of a tree's root node (`tree_seed`: the tree's seed).
+pub fn root_key(tree_seed: u64) -> u64 {
+    SplitMix64::new(tree_seed ^ 0x243F_6A88_85A3_08D3).next_u64()
+}
+
+/// The key of a child of the node with key `parent`.
+pub fn child_key(parent: u64, left: bool) -> u64 {
+    let side: u64 = if left {
+        0x9E37_79B9_7F4A_7C15
+    } else {
+        0xC2B2_AE3D_27D4_EB4F
+    };
+    SplitMix64::new(parent ^ side).next_u64()
+}
+
+/// The features tried at the node with key `key`: `k` of `n` drawn from the key (all of them,
+/// in order, when `k ≥ n`), increasing.
+pub fn node_features(key: u64, n: usize, k: usize) -> Vec<usize> {
+    let mut features: Vec<usize> = (0..n).collect();
+    if k < n {
+        SplitMix64::new(key).shuffle(&mut features);
+        features.truncate(k);
+        features.sort_unstable();
+    }
+    features
+}
 
 /// What one tree is grown with.
 pub struct TreeSettings {
@@ -62,13 +97,48 @@ pub fn weighted_impurity(criterion: Criterion, counts: &[f64]) -> f64 {
     }
 }
 
+/// Impurity decrease of splitting `counts` into `left` and the rest, in `f64` from the exact
+/// counts (what decides whether a found split is made, and what importance adds up).
+pub fn decrease(criterion: Criterion, counts: &[i32], left: &[i32]) -> f64 {
+    let parent: Vec<f64> = counts.iter().map(|&c| f64::from(c)).collect();
+    let l: Vec<f64> = left.iter().map(|&c| f64::from(c)).collect();
+    let r: Vec<f64> = counts
+        .iter()
+        .zip(left)
+        .map(|(&a, &b)| f64::from(a - b))
+        .collect();
+    weighted_impurity(criterion, &parent)
+        - weighted_impurity(criterion, &l)
+        - weighted_impurity(criterion, &r)
+}
+
+/// Whether a node with `counts` at `depth` may be split at all.
+pub fn splittable(settings: &TreeSettings, counts: &[i32], depth: usize) -> bool {
+    let n: i32 = counts.iter().sum();
+    let pure = counts.iter().filter(|&&c| c > 0).count() <= 1;
+    let depth_ok = settings.max_depth == 0 || depth < settings.max_depth;
+    !pure
+        && depth_ok
+        && f64::from(n) >= settings.min_samples_split
+        && f64::from(n) >= 2.0 * settings.min_samples_leaf
+}
+
+/// The split rules of the kernels for `settings`.
+pub fn rules(settings: &TreeSettings) -> ClassRules {
+    ClassRules {
+        min_leaf: settings.min_samples_leaf as i32,
+        entropy: settings.criterion == Criterion::Entropy,
+    }
+}
+
 struct Pending {
     node: usize,
     start: usize,
     end: usize,
     depth: usize,
-    counts: Vec<f64>,
-    hist: Option<Vec<f64>>,
+    key: u64,
+    counts: Vec<i32>,
+    hist: Option<Vec<i32>>,
 }
 
 struct Best {
@@ -76,10 +146,13 @@ struct Best {
     bin: usize,
     missing_left: bool,
     decrease: f64,
-    left: Vec<f64>,
+    left: Vec<i32>,
 }
 
-/// Grows one tree on `rows` (each with weight `weight[row]`, reordered in place).
+/// Grows one tree on `rows` (each drawn `weight[row]` times, reordered in place); `key` is
+/// the root's key ([`root_key`]) and `table` the entropy table
+/// ([`xlogx_table`](tabtune_kernels::reference::forest::xlogx_table)) of at least the tree's
+/// weighted rows.
 #[allow(clippy::too_many_arguments)]
 pub fn grow(
     settings: &TreeSettings,
@@ -87,13 +160,14 @@ pub fn grow(
     mappers: &[BinMapper],
     offsets: &Offsets,
     labels: &[u32],
-    weight: &[f64],
+    weight: &[i32],
     n_classes: usize,
     rows: &mut [u32],
-    rng: &mut SplitMix64,
+    key: u64,
+    table: &[f32],
 ) -> ClassTree {
     let k = n_classes;
-    let mut counts = vec![0.0; k];
+    let mut counts = vec![0i32; k];
     for &r in rows.iter() {
         counts[labels[r as usize] as usize] += weight[r as usize];
     }
@@ -105,35 +179,27 @@ pub fn grow(
         start: 0,
         end: rows.len(),
         depth: 0,
+        key,
         counts,
         hist: None,
     }];
-    let all: Vec<usize> = (0..binned.n_features()).collect();
+    let n_features = binned.n_features();
     let mut scratch = Vec::new();
     // With feature sampling (forests), only the sampled features' histograms are built, straight
     // from the columns: a few features per node cost less than all of them with subtraction.
-    let sampled = settings.features_per_split < all.len();
+    let sampled = settings.features_per_split < n_features;
     let mut direct = if sampled {
-        vec![0.0; offsets.total * k]
+        vec![0i32; offsets.total * k]
     } else {
         Vec::new()
     };
+    let rules = rules(settings);
     while let Some(mut p) = stack.pop() {
-        let n: f64 = p.counts.iter().sum();
-        let pure = p.counts.iter().filter(|&&c| c > 0.0).count() <= 1;
-        let depth_ok = settings.max_depth == 0 || p.depth < settings.max_depth;
-        if pure
-            || !depth_ok
-            || n < settings.min_samples_split
-            || n < 2.0 * settings.min_samples_leaf
-        {
+        if !splittable(settings, &p.counts, p.depth) {
             continue;
         }
-        let mut features = all.clone();
+        let features = node_features(p.key, n_features, settings.features_per_split);
         if sampled {
-            rng.shuffle(&mut features);
-            features.truncate(settings.features_per_split);
-            features.sort_unstable();
             let rows = &rows[p.start..p.end];
             build_columns(
                 binned,
@@ -163,8 +229,9 @@ pub fn grow(
             })
         };
         let view = hist.as_deref().unwrap_or(&direct);
-        let Some(best) = best_split(settings, binned, offsets, view, &p.counts, k, &features)
-        else {
+        let Some(best) = best_split(
+            settings, rules, table, binned, offsets, view, &p.counts, k, &features,
+        ) else {
             continue;
         };
         let column = binned.column(best.feature);
@@ -176,7 +243,7 @@ pub fn grow(
             best.missing_left,
         );
         let mid = p.start + n_left;
-        let right: Vec<f64> = p
+        let right: Vec<i32> = p
             .counts
             .iter()
             .zip(&best.left)
@@ -199,6 +266,7 @@ pub fn grow(
             start: p.start,
             end: mid,
             depth: p.depth + 1,
+            key: child_key(p.key, true),
             counts: best.left,
             hist: None,
         };
@@ -207,6 +275,7 @@ pub fn grow(
             start: mid,
             end: p.end,
             depth: p.depth + 1,
+            key: child_key(p.key, false),
             counts: right,
             hist: None,
         };
@@ -239,12 +308,19 @@ pub fn grow(
     tree
 }
 
-fn leaf(counts: &[f64]) -> ClassNode {
-    let n: f64 = counts.iter().sum();
+/// A leaf holding the class shares of `counts`.
+pub fn leaf(counts: &[i32]) -> ClassNode {
+    let n: f64 = counts.iter().map(|&c| f64::from(c)).sum();
     ClassNode::Leaf {
         proba: counts
             .iter()
-            .map(|c| if n > 0.0 { (c / n) as f32 } else { 0.0 })
+            .map(|&c| {
+                if n > 0.0 {
+                    (f64::from(c) / n) as f32
+                } else {
+                    0.0
+                }
+            })
             .collect(),
     }
 }
@@ -255,12 +331,12 @@ fn build(
     binned: &Binned,
     offsets: &Offsets,
     labels: &[u32],
-    weight: &[f64],
+    weight: &[i32],
     k: usize,
     rows: &[u32],
-    counts: &[f64],
-) -> Vec<f64> {
-    let mut hist = vec![0.0; offsets.total * k];
+    counts: &[i32],
+) -> Vec<i32> {
+    let mut hist = vec![0i32; offsets.total * k];
     for &r in rows {
         let (y, w) = (labels[r as usize] as usize, weight[r as usize]);
         let (start, end) = (
@@ -275,7 +351,7 @@ fn build(
         if let Some(d) = default {
             let off = offsets.start[f];
             for c in 0..k {
-                let others: f64 = (0..binned.n_bins[f])
+                let others: i32 = (0..binned.n_bins[f])
                     .filter(|&b| b != usize::from(*d))
                     .map(|b| hist[(off + b) * k + c])
                     .sum();
@@ -293,15 +369,15 @@ fn build_columns(
     binned: &Binned,
     offsets: &Offsets,
     labels: &[u32],
-    weight: &[f64],
+    weight: &[i32],
     k: usize,
     rows: &[u32],
     features: &[usize],
-    out: &mut [f64],
+    out: &mut [i32],
 ) {
     for &f in features {
         let region = &mut out[offsets.start[f] * k..(offsets.start[f] + binned.n_bins[f]) * k];
-        region.fill(0.0);
+        region.fill(0);
         let column = binned.column(f);
         for &r in rows {
             region[usize::from(column[r as usize]) * k + labels[r as usize] as usize] +=
@@ -310,79 +386,46 @@ fn build_columns(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn best_split(
     settings: &TreeSettings,
+    rules: ClassRules,
+    table: &[f32],
     binned: &Binned,
     offsets: &Offsets,
-    hist: &[f64],
-    counts: &[f64],
+    hist: &[i32],
+    counts: &[i32],
     k: usize,
     features: &[usize],
 ) -> Option<Best> {
-    let n: f64 = counts.iter().sum();
-    let parent = weighted_impurity(settings.criterion, counts);
-    let mut best: Option<Best> = None;
-    let mut left = vec![0.0; k];
-    let mut with_missing = vec![0.0; k];
-    let mut right = vec![0.0; k];
+    let mut left = vec![0i32; k];
+    let region = |f: usize| &hist[offsets.start[f] * k..(offsets.start[f] + binned.n_bins[f]) * k];
+    let mut best: Option<(usize, tabtune_kernels::reference::forest::ClassBest)> = None;
     for &f in features {
-        let nb = binned.n_bins[f];
-        let bin = |b: usize| &hist[(offsets.start[f] + b) * k..(offsets.start[f] + b + 1) * k];
-        let missing = bin(0);
-        let n_missing: f64 = missing.iter().sum();
-        left.fill(0.0);
-        for b in 1..nb.saturating_sub(1) {
-            let counts_b = bin(b);
-            let nb_rows: f64 = counts_b.iter().sum();
-            if nb_rows == 0.0 {
-                continue;
-            }
-            for (l, c) in left.iter_mut().zip(counts_b) {
-                *l += c;
-            }
-            let dirs: &[bool] = if n_missing > 0.0 {
-                &[false, true]
-            } else {
-                &[false]
-            };
-            for &missing_left in dirs {
-                let l: &[f64] = if missing_left {
-                    for ((m, a), b) in with_missing.iter_mut().zip(&left).zip(missing) {
-                        *m = a + b;
-                    }
-                    &with_missing
-                } else {
-                    &left
-                };
-                let nl: f64 = l.iter().sum();
-                let nr = n - nl;
-                if nl < settings.min_samples_leaf || nr < settings.min_samples_leaf {
-                    continue;
-                }
-                for ((r, a), b) in right.iter_mut().zip(counts).zip(l) {
-                    *r = a - b;
-                }
-                let decrease = parent
-                    - weighted_impurity(settings.criterion, l)
-                    - weighted_impurity(settings.criterion, &right);
-                if decrease > 1e-12 && best.as_ref().is_none_or(|b| decrease > b.decrease) {
-                    let missing_left = if n_missing > 0.0 {
-                        missing_left
-                    } else {
-                        nl >= nr
-                    };
-                    best = Some(Best {
-                        feature: f,
-                        bin: b,
-                        missing_left,
-                        decrease,
-                        left: l.to_vec(),
-                    });
-                }
-            }
+        let found = scan_feature(
+            binned.n_bins[f],
+            region(f),
+            counts,
+            &rules,
+            table,
+            &mut left,
+        );
+        if let Some(c) = found
+            && best.is_none_or(|(_, b)| c.score > b.score)
+        {
+            best = Some((f, c));
         }
     }
-    best
+    let (f, c) = best?;
+    let left = left_counts(region(f), k, c.bin, c.missing_left);
+    let decrease = decrease(settings.criterion, counts, &left);
+    (decrease > 1e-12).then_some(Best {
+        feature: f,
+        bin: c.bin as usize,
+        missing_left: c.missing_left,
+        decrease,
+        left,
+    })
 }
 
 #[cfg(test)]

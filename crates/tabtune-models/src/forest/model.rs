@@ -7,11 +7,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tabtune_features::rng::SplitMix64;
 
-use super::grow::{Offsets, TreeSettings, grow};
+use super::grow::{Offsets, TreeSettings, grow, root_key};
 use super::params::{ForestKind, ForestParams, ForestValid};
 use crate::error::{ModelError, Result};
 use crate::gbdt::{BinMapper, Binned, Labelled, labels_of};
 use crate::metrics::argmax;
+use tabtune_kernels::reference::forest::xlogx_table;
 
 /// Name of the saved format.
 pub const FOREST_FORMAT: &str = "tabtune-forest";
@@ -76,6 +77,12 @@ impl ClassTree {
                 }
             }
         }
+    }
+
+    /// Leaf probabilities of a binned row: `go_left(feature, bin, missing_left)` says where
+    /// the row goes at a split.
+    pub(crate) fn leaf_by_bins(&self, go_left: impl Fn(usize, u32, bool) -> bool) -> &[f32] {
+        self.leaf_of(|f, _, bin, ml| go_left(f as usize, u32::from(bin), ml))
     }
 
     /// Leaf probabilities for one raw feature row.
@@ -197,15 +204,40 @@ impl ForestModel {
 }
 
 /// The bootstrap multiplicity of every row for one tree (all 1 without bootstrap).
-fn bootstrap(n: usize, on: bool, rng: &mut SplitMix64) -> Vec<f64> {
+pub(crate) fn bootstrap(n: usize, on: bool, rng: &mut SplitMix64) -> Vec<i32> {
     if !on {
-        return vec![1.0; n];
+        return vec![1; n];
     }
-    let mut w = vec![0.0; n];
+    let mut w = vec![0; n];
     for _ in 0..n {
-        w[rng.below(n)] += 1.0;
+        w[rng.below(n)] += 1;
     }
     w
+}
+
+/// The seed of tree `t` of a forest seeded `seed`.
+pub(crate) fn tree_seed(seed: u64, t: usize) -> u64 {
+    seed ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Trees of `n_features` features try this many features per split.
+pub(crate) fn features_per_split(p: &ForestParams, n_features: usize) -> usize {
+    if p.max_features == 0.0 {
+        ((n_features as f64).sqrt().floor() as usize).max(1)
+    } else {
+        ((n_features as f64 * p.max_features).round() as usize).clamp(1, n_features)
+    }
+}
+
+/// The settings every tree of `p` grows with.
+pub(crate) fn tree_settings(p: &ForestParams, n_features: usize) -> TreeSettings {
+    TreeSettings {
+        criterion: p.criterion,
+        max_depth: p.max_depth,
+        min_samples_split: p.min_samples_split as f64,
+        min_samples_leaf: p.min_samples_leaf as f64,
+        features_per_split: features_per_split(p, n_features),
+    }
 }
 
 fn fit_forest(
@@ -221,34 +253,82 @@ fn fit_forest(
         .collect();
     let binned = Binned::new(train.x, &mappers);
     let offsets = Offsets::new(&binned);
-    let features_per_split = if p.max_features == 0.0 {
-        ((n_features as f64).sqrt().floor() as usize).max(1)
-    } else {
-        ((n_features as f64 * p.max_features).round() as usize).clamp(1, n_features)
-    };
-    let settings = TreeSettings {
-        criterion: p.criterion,
-        max_depth: p.max_depth,
-        min_samples_split: p.min_samples_split as f64,
-        min_samples_leaf: p.min_samples_leaf as f64,
-        features_per_split,
-    };
+    let settings = tree_settings(p, n_features);
+    let table = xlogx_table(n);
     let bagged = p.kind == ForestKind::RandomForest && p.bootstrap;
-    let tree_seed = |t: usize| p.seed ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let trees: Vec<ClassTree> = (0..p.n_trees)
         .into_par_iter()
         .map(|t| {
-            let mut rng = SplitMix64::new(tree_seed(t));
+            let mut rng = SplitMix64::new(tree_seed(p.seed, t));
             let weight = bootstrap(n, bagged, &mut rng);
-            let mut rows: Vec<u32> = (0..n as u32)
-                .filter(|&r| weight[r as usize] > 0.0)
-                .collect();
+            let mut rows: Vec<u32> = (0..n as u32).filter(|&r| weight[r as usize] > 0).collect();
             grow(
-                &settings, &binned, &mappers, &offsets, train.y, &weight, n_classes, &mut rows,
-                &mut rng,
+                &settings,
+                &binned,
+                &mappers,
+                &offsets,
+                train.y,
+                &weight,
+                n_classes,
+                &mut rows,
+                root_key(tree_seed(p.seed, t)),
+                &table,
             )
         })
         .collect();
+    let oob_accuracy = bagged.then(|| {
+        oob_accuracy(p.seed, &trees, train.y, n_classes, |tree, r| {
+            let row: Vec<f32> = train.x.row(r).to_vec();
+            tree.predict_row(&row).to_vec()
+        })
+    });
+    assemble(p, feature_names, n_classes, trees, oob_accuracy)
+}
+
+/// Out-of-bag accuracy of bootstrapped `trees` trained on rows with `labels`: each tree's
+/// bootstrap replayed to find the rows it never saw, `proba(tree, row)` its leaf's
+/// probabilities for a row; the share of rows left out by at least one tree whose averaged
+/// out-of-bag probabilities pick their class.
+pub(crate) fn oob_accuracy(
+    seed: u64,
+    trees: &[ClassTree],
+    labels: &[u32],
+    n_classes: usize,
+    proba: impl Fn(&ClassTree, usize) -> Vec<f32>,
+) -> f64 {
+    let n = labels.len();
+    let mut sum = vec![0.0f64; n * n_classes];
+    let mut seen = vec![false; n];
+    for (t, tree) in trees.iter().enumerate() {
+        let mut rng = SplitMix64::new(tree_seed(seed, t));
+        let weight = bootstrap(n, true, &mut rng);
+        for r in (0..n).filter(|&r| weight[r] == 0) {
+            for (s, p) in sum[r * n_classes..(r + 1) * n_classes]
+                .iter_mut()
+                .zip(proba(tree, r))
+            {
+                *s += f64::from(p);
+            }
+            seen[r] = true;
+        }
+    }
+    let rows: Vec<usize> = (0..n).filter(|&r| seen[r]).collect();
+    let correct = rows
+        .iter()
+        .filter(|&&r| argmax(&sum[r * n_classes..(r + 1) * n_classes]) == labels[r])
+        .count();
+    correct as f64 / rows.len().max(1) as f64
+}
+
+/// The model of grown `trees`: importances summed over their splits.
+pub(crate) fn assemble(
+    p: &ForestParams,
+    feature_names: &[String],
+    n_classes: usize,
+    trees: Vec<ClassTree>,
+    oob_accuracy: Option<f64>,
+) -> ForestModel {
+    let n_features = feature_names.len();
     let mut importance_gain = vec![0.0; n_features];
     let mut importance_split = vec![0u64; n_features];
     for tree in &trees {
@@ -262,35 +342,10 @@ fn fit_forest(
             }
         }
     }
-    let oob_accuracy = bagged.then(|| {
-        // Replay each tree's bootstrap to find the rows it never saw.
-        let mut sum = vec![0.0f64; n * n_classes];
-        let mut seen = vec![false; n];
-        for (t, tree) in trees.iter().enumerate() {
-            let mut rng = SplitMix64::new(tree_seed(t));
-            let weight = bootstrap(n, true, &mut rng);
-            for r in (0..n).filter(|&r| weight[r] == 0.0) {
-                let row: Vec<f32> = train.x.row(r).to_vec();
-                for (s, p) in sum[r * n_classes..(r + 1) * n_classes]
-                    .iter_mut()
-                    .zip(tree.predict_row(&row))
-                {
-                    *s += f64::from(*p);
-                }
-                seen[r] = true;
-            }
-        }
-        let rows: Vec<usize> = (0..n).filter(|&r| seen[r]).collect();
-        let correct = rows
-            .iter()
-            .filter(|&&r| argmax(&sum[r * n_classes..(r + 1) * n_classes]) == train.y[r])
-            .count();
-        correct as f64 / rows.len().max(1) as f64
-    });
     ForestModel {
         format: FOREST_FORMAT.to_owned(),
         format_version: FOREST_FORMAT_VERSION,
-        params: (**p).clone(),
+        params: p.clone(),
         feature_names: feature_names.to_vec(),
         n_classes,
         trees,

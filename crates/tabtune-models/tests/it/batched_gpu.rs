@@ -267,3 +267,71 @@ fn wgpu_bad_input_is_a_typed_error() {
     let m = err(vec![bad], gpu()).to_string();
     assert!(m.contains("member 0: subsample"), "{m}");
 }
+
+/// Decision trees and forests (Gini, entropy, bootstrap, feature sampling, leaf and depth
+/// limits) grown on wgpu: the same models as the CPU reference, node for node; out of memory
+/// under `auto` falls back to the CPU and says so.
+#[test]
+fn wgpu_forests_equal_the_cpu_reference() {
+    use tabtune_models::forest::batched::{ForestMember, fit_forests_batched};
+    use tabtune_models::forest::{Criterion, ForestKind, ForestParams};
+    if !have_wgpu() {
+        return;
+    }
+    let (x, y) = super::three_classes(500, 31);
+    let d = BatchData::new(x.view(), &y, 3, &super::names(4), 63, false).expect("bins");
+    let mut members = Vec::new();
+    for (i, kind) in [
+        ForestKind::DecisionTree,
+        ForestKind::DecisionTree,
+        ForestKind::RandomForest,
+        ForestKind::RandomForest,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = ForestParams::new(kind);
+        p.max_bins = 63;
+        p.seed = i as u64;
+        if kind == ForestKind::RandomForest {
+            p.n_trees = 5;
+        }
+        if i % 2 == 1 {
+            p.criterion = Criterion::Entropy;
+            p.min_samples_leaf = 3;
+            p.max_depth = 6;
+        }
+        members.push(ForestMember {
+            params: p,
+            train: (0..500u32).filter(|r| r % 5 != i as u32).collect(),
+        });
+    }
+    let cpu = BatchOptions {
+        device: BatchDevice::Cpu,
+        ..gpu()
+    };
+    let want = fit_forests_batched(&d, &members, &cpu).expect("cpu");
+    let got = fit_forests_batched(&d, &members, &gpu()).expect("wgpu");
+    for (m, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.device, "wgpu");
+        assert_eq!(g.model, w.model, "member {m}");
+        assert!(
+            g.model.trees.iter().all(|t| t.n_leaves() > 2),
+            "member {m} grew"
+        );
+    }
+    let small = BatchOptions {
+        memory_limit: Some(1000),
+        cpu_fallback: true,
+        ..gpu()
+    };
+    let fell = fit_forests_batched(&d, &members[..1], &small).expect("falls back");
+    assert!(
+        fell[0]
+            .device
+            .starts_with("cpu (fallback: wgpu: out of device memory"),
+        "{}",
+        fell[0].device
+    );
+    assert_eq!(fell[0].model, want[0].model);
+}

@@ -11,6 +11,7 @@ use tabtune_models::metrics::Control;
 mod batched;
 #[cfg(feature = "wgpu")]
 mod batched_gpu;
+mod forest_batched;
 
 const GROWTHS: [Growth; 3] = [Growth::LeafWise, Growth::DepthWise, Growth::Oblivious];
 

@@ -396,13 +396,9 @@ impl Setup<'_> {
         params: &ModelParams,
         ctx: WorkerContext,
     ) -> TrialResult {
-        // A GBDT on a GPU boosts its folds as one batched fit; the forest and the decision
-        // tree train on the CPU.
-        let cpu = DeviceChoice::cpu("the forest and the decision tree train on the CPU");
-        let device = match params {
-            ModelParams::Gbdt(_) => self.device_of(ctx),
-            _ => &cpu,
-        };
+        // On a GPU a GBDT boosts its folds as one batched fit, and a forest's (or decision
+        // tree's) trees grow together level by level.
+        let device = self.device_of(ctx);
         let steps = self.steps();
         let flags = Flags::new(self, h);
         let state = Mutex::new((h, flags));

@@ -125,6 +125,36 @@ impl BatchData {
     pub fn bytes(&self) -> usize {
         self.bins.data.len() * 4
     }
+
+    /// The packed bins as the kernels hold them.
+    pub(crate) fn bins(&self) -> &BinMatrix {
+        &self.bins
+    }
+
+    /// Every row's class.
+    pub(crate) fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    /// Classes.
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    /// Features.
+    pub fn n_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    /// Feature names.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// Whether some value is missing (NaN).
+    pub fn has_missing(&self) -> bool {
+        self.has_missing
+    }
 }
 
 /// One member of a batch: parameters, training rows and validation rows (indices into the
