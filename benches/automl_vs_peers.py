@@ -300,6 +300,10 @@ def main():
     ablation_base = next(
         (r["_hits"] for n, r in results.items() if n.startswith("ablation baseline")), None
     )
+    if ablation_base is None and args.ablation_preset in (None, args.preset):
+        # The main run is the baseline when the ablations use its preset: same configs, same
+        # split, and the run is deterministic (an explicit `baseline` ablation reproduces it).
+        ablation_base = base
     for name, r in results.items():
         if name == main_name or name.startswith("ablation baseline"):
             continue
