@@ -27,6 +27,8 @@
 #   - `tabtune sweep --population 16 --device cuda:0` of the depth-wise boosting space (16 trials
 #     x 5 folds per batched fit) vs the same space on the CPU one trial at a time
 #     (sweep-trees-gpu.json / sweep-trees-cpu.json)
+#   - `tabtune train` 5-fold CV of the random forest (500 trees) and the decision tree on cuda:0
+#     (trees grown together on the GPU) vs the CPU engine, wall times (forest-*.json, tree-*.json)
 #   - `tabtune run --device cuda:0` with the time left (run.json)
 #
 # Trees (issue 16: the batched tree fit), a separate pack and mode because of the 64 MiB carry:
@@ -50,7 +52,7 @@
 # XGBoost (no wheel carried) the tabtune side still runs and the record says the peer is missing.
 # GPU_CHECK_TREE_TRIALS (default 32) sizes the batch.
 #
-# GPU_CHECK_SKIP (comma-separated: benches, torch, sweep, trees-sweep, cv, run) leaves parts out
+# GPU_CHECK_SKIP (comma-separated: benches, torch, sweep, trees-sweep, forest, cv, run) leaves parts out
 # when a lease is short and they were measured before; GPU_CHECK_CV lists the CV variants (one per line,
 # `MODEL [KEY=VALUE ...]`), which train side by side on the GPU (each is launch-bound on its
 # own), GPU_CHECK_CV_SECONDS caps them.
@@ -340,6 +342,32 @@ for l in open(sys.argv[1]):
   if ! skipped trees-sweep; then
     tree_sweep_bench trees-gpu 32 16 cuda:0
     tree_sweep_bench trees-cpu 4 1 cpu
+  fi
+  # Decision trees and random forests on the GPU (issue 16): `tabtune train` 5-fold CV of the
+  # forest (500 trees) and the decision tree on cuda:0 (every fold's trees grown together) and
+  # on the CPU engine, same seed: the same trees, so the same accuracy; wall times side by side
+  # (forest-gpu.json / forest-cpu.json, ...).
+  forest_bench() {
+    local name="$1" model="$2" device="$3"
+    shift 3
+    if [ "$(left)" -lt 40 ]; then
+      echo "gpu-check: out of time before the $name forest run" >&2
+      status=1
+      return
+    fi
+    echo "=== tabtune train --model $model --device $device ($(left) s left)" >&2
+    local t0=$SECONDS
+    cli train --model "$model" --folds 5 --device "$device" "$@" >"$OUT/$name.json" \
+      2>>"$OUT/gpu-bench.log" \
+      || { echo "gpu-check: the $name run failed (see gpu-bench.log)" >&2; status=1; }
+    echo "{\"bench\": \"$name\", \"model\": \"$model\", \"device\": \"$device\", \"wall_s\": $((SECONDS - t0))}" \
+      | tee -a "$OUT/gpu-bench.jsonl"
+  }
+  if ! skipped forest; then
+    forest_bench forest-gpu random-forest cuda:0 --param n_trees=500
+    forest_bench forest-cpu random-forest cpu --param n_trees=500
+    forest_bench tree-gpu decision-tree cuda:0
+    forest_bench tree-cpu decision-tree cpu
   fi
   # Accuracy (issue 4's target: 5-fold CV >= 0.900): the defaults and variants the CPU cannot
   # afford to compare (each CV trains its 5 folds as one population), side by side.

@@ -280,7 +280,10 @@ fn bad_models_and_parameters_exit_2_naming_them() {
         for model in ["decision-tree", "random-forest"] {
             let (code, err) = run(&["--model", model, "--device", "cuda:0", "--folds", "2"]);
             assert_eq!(code, Some(2), "{model}: {err}");
-            assert!(err.contains("--device cuda:0") && err.contains("cuda"), "{err}");
+            assert!(
+                err.contains("--device cuda:0") && err.contains("cuda"),
+                "{err}"
+            );
         }
     }
     let (code, err) = run(&[

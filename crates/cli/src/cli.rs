@@ -455,7 +455,8 @@ pub struct SweepArgs {
     /// Population mode: each worker asks for up to P trials at once and trains the neural
     /// ones whose architectures fit one stack as ONE model, and on a GPU the boosting ones of
     /// one growth policy as ONE batched fit (every trial × fold a member, each pruned on its
-    /// own); the other trials of the batch run one by one. 1: off.
+    /// own) and the forest ones with all their trees grown together fold by fold; the other
+    /// trials of the batch run one by one. 1: off.
     #[arg(long, value_name = "P", default_value_t = 1)]
     pub population: usize,
     /// Sampler: random, grid, qmc, tpe, tpe-multivariate.

@@ -279,6 +279,115 @@ pub(crate) fn fit_gbdt_on_device(
     Ok(fit.model)
 }
 
+/// Cross-validates every decision-tree / random-forest trial of `trials` on the first
+/// `max_folds` folds of `kfold` with, fold by fold, the trees of all of them grown together on
+/// `options.device` ([`fit_forests_batched`]: one batch per fold and `max_bins`). Each fold's
+/// preprocessor and bins are fitted on its training rows, so every trial's report is the one
+/// [`cross_validate`](crate::cross_validate) gives on the CPU engine, with the batch's device.
+/// Errors as for [`cross_validate_gbdt_trials`]: the outer one shared by every trial, the
+/// inner ones a trial's own (invalid parameters, a failed batch).
+pub fn cross_validate_forest_trials(
+    table: &Table,
+    spec: &PreprocessorSpec,
+    trials: &[ForestParams],
+    kfold: KFold,
+    max_folds: usize,
+    options: &BatchOptions,
+) -> Result<Vec<Result<CvReport>>> {
+    let start = Instant::now();
+    let (n_classes, folds) = trial_folds(table, spec, kfold, max_folds)?;
+    let mut failed: Vec<Option<TrainError>> = trials
+        .iter()
+        .map(|p| p.check().err().map(TrainError::from))
+        .collect();
+    let mut by_bins: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (t, p) in trials.iter().enumerate() {
+        if failed[t].is_none() {
+            by_bins.entry(p.max_bins).or_default().push(t);
+        }
+    }
+    let mut tallies: Vec<FoldTally> = trials
+        .iter()
+        .map(|_| FoldTally::new(table.n_main(), n_classes, kfold.repeats))
+        .collect();
+    let mut devices = vec![String::new(); trials.len()];
+    let mut seconds = vec![0.0; trials.len()];
+    for fold in &folds {
+        let m = FoldMatrices::new(table, spec, fold)?;
+        let y = m.train.target.as_deref().expect("the table has the target");
+        for (&max_bins, ts) in &by_bins {
+            let ts: Vec<usize> = ts
+                .iter()
+                .copied()
+                .filter(|&t| failed[t].is_none())
+                .collect();
+            if ts.is_empty() {
+                continue;
+            }
+            let t0 = Instant::now();
+            let fitted = BatchData::new(
+                m.train.values.view(),
+                y,
+                n_classes,
+                &m.train.names,
+                max_bins,
+                false,
+            )
+            .and_then(|data| {
+                let members: Vec<ForestMember> = ts
+                    .iter()
+                    .map(|&t| ForestMember {
+                        params: trials[t].clone(),
+                        train: (0..y.len() as u32).collect(),
+                    })
+                    .collect();
+                fit_forests_batched(&data, &members, options)
+            });
+            let each = t0.elapsed().as_secs_f64() / ts.len() as f64;
+            match fitted {
+                Ok(fits) => {
+                    for (&t, fit) in ts.iter().zip(fits) {
+                        seconds[t] += each;
+                        devices[t] = fit.device;
+                        let model = AnyModel::Forest(fit.model);
+                        if let Err(e) =
+                            tallies[t].add(fold, m.pre.clone(), model, &m.valid, y.len(), each)
+                        {
+                            failed[t] = Some(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let shared = Arc::new(TrainError::Model(e));
+                    for &t in &ts {
+                        failed[t] = Some(TrainError::Batch {
+                            trials: ts.len(),
+                            source: Arc::clone(&shared),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let classes = spec.schema().classes().to_vec();
+    tracing::debug!(
+        "{} forest trials × {} folds grown on {:?} in {:.2} s",
+        trials.len(),
+        folds.len(),
+        options.device,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(failed
+        .into_iter()
+        .zip(tallies)
+        .zip(devices.into_iter().zip(seconds))
+        .map(|((failure, tally), (device, secs))| match failure {
+            Some(e) => Err(e),
+            None => Ok(tally.report(secs, classes.clone(), device)),
+        })
+        .collect())
+}
+
 /// Fits a decision tree or a random forest on every row of the preprocessed matrix `m` with
 /// all its trees grown together, level by level, on `options.device`
 /// ([`fit_forests_batched`]). The bins are fitted on `m` as the CPU engine fits them, so the
@@ -493,6 +602,55 @@ mod tests {
             message.contains("Gender") && message.contains("one-hot"),
             "{message}"
         );
+    }
+
+    /// Forest trials grown together (the batch's CPU reference) report exactly what the CPU
+    /// engine's cross-validation of each alone reports; an invalid trial fails alone.
+    #[test]
+    fn forest_trials_together_equal_the_engine_and_a_bad_one_fails_alone() {
+        use tabtune_models::forest::{Criterion, ForestKind, ForestParams};
+
+        use crate::family::ModelParams;
+        let (_dir, table, config) = table();
+        let spec = PreprocessorSpec::from_config(&config);
+        let mut rf = ForestParams::new(ForestKind::RandomForest);
+        rf.n_trees = 6;
+        let mut rf_entropy = rf.clone();
+        rf_entropy.criterion = Criterion::Entropy;
+        rf_entropy.seed = 3;
+        let mut dt = ForestParams::new(ForestKind::DecisionTree);
+        dt.max_depth = 5;
+        dt.max_bins = 32;
+        let mut bad = rf.clone();
+        bad.min_samples_split = 1;
+        let trials = vec![rf, bad, rf_entropy, dt];
+        let reports =
+            cross_validate_forest_trials(&table, &spec, &trials, kfold(3), usize::MAX, &cpu())
+                .expect("runs");
+        assert_eq!(reports.len(), 4);
+        let m = reports[1].as_ref().expect_err("invalid").to_string();
+        assert!(m.contains("min_samples_split"), "{m}");
+        for t in [0, 2, 3] {
+            let got = reports[t].as_ref().expect("trains");
+            assert_eq!(got.device, "cpu");
+            let alone = crate::cross_validate(
+                &table,
+                &spec,
+                &ModelParams::Forest(trials[t].clone()),
+                kfold(3),
+                &mut |_| {},
+            )
+            .expect("engine");
+            assert_eq!(got.folds.len(), 3);
+            for (a, b) in got.folds.iter().zip(&alone.folds) {
+                assert_eq!(
+                    (a.accuracy, a.logloss),
+                    (b.accuracy, b.logloss),
+                    "trial {t}"
+                );
+            }
+            assert_eq!(got.oof, alone.oof, "trial {t}");
+        }
     }
 
     #[test]

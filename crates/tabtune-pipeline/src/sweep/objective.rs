@@ -10,6 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use serde_json::{Value, json};
 use tabtune_features::config::Metric;
 use tabtune_features::{KFold, PreprocessorSpec};
+use tabtune_models::forest::ForestParams;
 use tabtune_models::gbdt::batched::BatchOptions;
 use tabtune_models::gbdt::{GbdtParams, RoundEval};
 use tabtune_models::metrics::Control;
@@ -17,7 +18,9 @@ use tabtune_models::nn::NeuralParams;
 use tabtune_track::{MultiTracker, RunHandle, RunSpec, RunStatus};
 use tabtune_train::nn::trials::cross_validate_trials;
 use tabtune_train::nn::{DeviceChoice, EpochMetrics};
-use tabtune_train::trees::{batch_options, cross_validate_gbdt_trials};
+use tabtune_train::trees::{
+    batch_options, cross_validate_forest_trials, cross_validate_gbdt_trials,
+};
 use tabtune_train::{CvHooks, CvReport, Family, ModelParams, cross_validate_cached};
 use tabtune_tune::executor::{TrialError, WorkerContext};
 use tabtune_tune::study::TrialHandle;
@@ -30,6 +33,17 @@ use super::attrs::{
 use super::oof::OofStore;
 use super::params::{FAMILY_PARAM, extra_repeats, trial_params};
 use super::tables::TrialTables;
+
+/// Trials of one kind that train together in a batch from `optimize_population`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Together {
+    /// Neural trials as one population.
+    Neural,
+    /// GBDT trials as batched fits on a GPU.
+    Gbdt,
+    /// Forest and decision-tree trials grown together on a GPU.
+    Forest,
+}
 
 type TrialResult = std::result::Result<f64, TrialError>;
 
@@ -176,7 +190,8 @@ impl Setup<'_> {
 
     /// A batch of trials from `optimize_population`: the neural ones whose architectures fit
     /// one stack train as one population (each trial × fold a member); on a GPU the GBDT ones
-    /// boost as batched fits (each trial × fold a member); the others one by one.
+    /// boost as batched fits (each trial × fold a member) and the forest ones grow all their
+    /// trees together fold by fold; the others one by one.
     pub(crate) fn run_batch(
         &self,
         handles: &mut [TrialHandle],
@@ -193,33 +208,35 @@ impl Setup<'_> {
                 }
             }
         }
-        // Neural trials train as populations, and on a GPU GBDT trials as batched fits, one
-        // per extra_repeats value (one table each).
+        // Neural trials train as populations, and on a GPU GBDT trials as batched fits and
+        // forest trials with all their trees grown together, one group per family kind and
+        // extra_repeats value (one table each).
         let gpu_trees = batch_options(self.device_of(ctx));
-        let mut groups: Vec<(bool, Option<usize>, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(Together, Option<usize>, Vec<usize>)> = Vec::new();
         for (i, p) in params.iter().enumerate() {
-            let neural = match p {
-                Some(ModelParams::Neural(_)) => true,
-                Some(ModelParams::Gbdt(_)) if gpu_trees.is_some() => false,
+            let kind = match p {
+                Some(ModelParams::Neural(_)) => Together::Neural,
+                Some(ModelParams::Gbdt(_)) if gpu_trees.is_some() => Together::Gbdt,
+                Some(ModelParams::Forest(_)) if gpu_trees.is_some() => Together::Forest,
                 _ => continue,
             };
             match extra_repeats(handles[i].params(), &self.fixed) {
-                Ok(r) => match groups.iter_mut().find(|(n, g, _)| *n == neural && *g == r) {
+                Ok(r) => match groups.iter_mut().find(|(n, g, _)| *n == kind && *g == r) {
                     Some((_, _, members)) => members.push(i),
-                    None => groups.push((neural, r, vec![i])),
+                    None => groups.push((kind, r, vec![i])),
                 },
                 Err(e) => results[i] = Some(Err(e.into())),
             }
         }
-        for (neural, _, at) in groups {
+        for (kind, _, at) in groups {
             let mut chosen: Vec<&mut TrialHandle> = handles
                 .iter_mut()
                 .enumerate()
                 .filter(|(i, _)| at.contains(i))
                 .map(|(_, h)| h)
                 .collect();
-            let done = match (neural, &gpu_trees) {
-                (false, Some(options)) => {
+            let done = match (kind, &gpu_trees) {
+                (Together::Gbdt, Some(options)) => {
                     let trees: Vec<GbdtParams> = at
                         .iter()
                         .filter_map(|&i| match &params[i] {
@@ -228,6 +245,16 @@ impl Setup<'_> {
                         })
                         .collect();
                     self.run_gbdt(&mut chosen, trees, options)
+                }
+                (Together::Forest, Some(options)) => {
+                    let forests: Vec<ForestParams> = at
+                        .iter()
+                        .filter_map(|&i| match &params[i] {
+                            Some(ModelParams::Forest(p)) => Some(p.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    self.run_forests(&mut chosen, forests, options)
                 }
                 _ => {
                     let nets: Vec<NeuralParams> = at
@@ -350,6 +377,44 @@ impl Setup<'_> {
                 .map_err(|e| e.to_string())
             });
         let (handles, flags) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let reports: Vec<std::result::Result<CvReport, String>> = match outcome {
+            Ok(r) => r
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect(),
+            Err(why) => handles.iter().map(|_| Err(why.clone())).collect(),
+        };
+        self.finish_together(handles, flags, reports)
+    }
+
+    /// Forest and decision-tree trials grown together on a GPU
+    /// ([`cross_validate_forest_trials`]): fold by fold, the trees of every trial in one batch;
+    /// per-fold values reach each trial's pruner once the folds end.
+    fn run_forests(
+        &self,
+        handles: &mut [&mut TrialHandle],
+        params: Vec<ForestParams>,
+        options: &BatchOptions,
+    ) -> Vec<TrialResult> {
+        // One batch shares one table: run_batch groups trials by their repeats.
+        let repeats = handles
+            .first()
+            .map_or(Ok(None), |h| extra_repeats(h.params(), &self.fixed));
+        let flags: Vec<Flags> = handles.iter().map(|h| Flags::new(self, h)).collect();
+        let outcome = repeats
+            .and_then(|r| self.tables.get(r))
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                cross_validate_forest_trials(
+                    &t.table,
+                    self.spec,
+                    &params,
+                    self.kfold,
+                    self.max_folds,
+                    options,
+                )
+                .map_err(|e| e.to_string())
+            });
         let reports: Vec<std::result::Result<CvReport, String>> = match outcome {
             Ok(r) => r
                 .into_iter()
