@@ -21,12 +21,12 @@ use std::time::Instant;
 
 use ndarray::{ArrayView2, Axis, concatenate};
 use tabtune_features::{FeatureMatrix, KFold, PreprocessorSpec, Table};
-use tabtune_models::forest::batched::{ForestMember, fit_forests_batched};
+use tabtune_models::forest::batched::{ForestFit, ForestMember, fit_forests_batched};
 use tabtune_models::forest::{ForestModel, ForestParams};
 use tabtune_models::gbdt::batched::{
     BatchData, BatchDevice, BatchMember, BatchOptions, MemberRound, fit_batched,
 };
-use tabtune_models::gbdt::{GbdtModel, GbdtParams, Growth, RoundEval};
+use tabtune_models::gbdt::{GbdtModel, GbdtParams, Growth, Labelled, RoundEval};
 use tabtune_models::metrics::Control;
 use tabtune_models::{AnyModel, ModelError};
 
@@ -341,8 +341,32 @@ pub fn cross_validate_forest_trials(
                         train: (0..y.len() as u32).collect(),
                     })
                     .collect();
-                fit_forests_batched(&data, &members, options)
+                fit_forests_batched(&data, &members, &strict(options))
             });
+            // `auto`: a device that cannot start or hold the batch leaves the fold to the
+            // engine (the same trees).
+            let fitted = match fitted {
+                Err(ModelError::Kernel(e)) if options.cpu_fallback => {
+                    let why = fallback_reason(options, &e);
+                    tracing::warn!("{why}");
+                    ts.iter()
+                        .map(|&t| {
+                            let train = Labelled {
+                                x: m.train.values.view(),
+                                y,
+                            };
+                            let p = trials[t].check()?;
+                            ForestModel::fit(&p, &m.train.names, n_classes, train).map(|model| {
+                                ForestFit {
+                                    model,
+                                    device: why.clone(),
+                                }
+                            })
+                        })
+                        .collect()
+                }
+                other => other,
+            };
             let each = t0.elapsed().as_secs_f64() / ts.len() as f64;
             match fitted {
                 Ok(fits) => {
@@ -414,15 +438,48 @@ pub(crate) fn fit_forest_on_device(
         params: params.clone(),
         train: (0..y.len() as u32).collect(),
     };
-    let mut fits = fit_forests_batched(&data, &[member], options)?;
-    let fit = fits.remove(0);
-    tracing::debug!(
-        "{} trees of {} rows grown on {}",
-        fit.model.trees.len(),
-        y.len(),
-        fit.device
-    );
-    Ok((fit.model, fit.device))
+    match fit_forests_batched(&data, &[member], &strict(options)) {
+        Ok(mut fits) => {
+            let fit = fits.remove(0);
+            tracing::debug!(
+                "{} trees of {} rows grown on {}",
+                fit.model.trees.len(),
+                y.len(),
+                fit.device
+            );
+            Ok((fit.model, fit.device))
+        }
+        Err(ModelError::Kernel(e)) if options.cpu_fallback => {
+            let why = fallback_reason(options, &e);
+            tracing::warn!("{why}");
+            let train = Labelled {
+                x: m.values.view(),
+                y,
+            };
+            let model = ForestModel::fit(&params.check()?, &m.names, n_classes, train)?;
+            Ok((model, why))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `options` without the batch's own CPU fallback: forests fall back to the engine instead
+/// (the same trees, on every core), see [`fallback_reason`].
+fn strict(options: &BatchOptions) -> BatchOptions {
+    BatchOptions {
+        cpu_fallback: false,
+        ..*options
+    }
+}
+
+/// The device string of a fit that fell back to the CPU engine.
+fn fallback_reason(options: &BatchOptions, e: &dyn std::fmt::Display) -> String {
+    let device = match options.device {
+        BatchDevice::Cpu => "cpu".to_owned(),
+        BatchDevice::Wgpu => "wgpu".to_owned(),
+        BatchDevice::Cuda(i) => format!("cuda:{i}"),
+    };
+    format!("cpu (fallback: {device}: {e})")
 }
 
 #[cfg(test)]
@@ -761,6 +818,49 @@ mod tests {
             };
             assert_eq!(g.oob_accuracy, c.oob_accuracy);
             assert_eq!(g.importance_split, c.importance_split);
+            // `auto` with a device that cannot hold the batch: the engine trains the folds.
+            let ModelParams::Forest(fp) = &params else {
+                unreachable!()
+            };
+            let small = BatchOptions {
+                device: BatchDevice::Wgpu,
+                memory_limit: Some(1000),
+                cpu_fallback: true,
+            };
+            let fell = cross_validate_forest_trials(
+                &table,
+                &spec,
+                std::slice::from_ref(fp),
+                kfold(3),
+                usize::MAX,
+                &small,
+            )
+            .expect("runs")
+            .remove(0)
+            .expect("falls back");
+            assert!(
+                fell.device
+                    .starts_with("cpu (fallback: wgpu: out of device memory"),
+                "{}",
+                fell.device
+            );
+            assert_eq!(fell.oof, cpu.oof);
+            let strict = BatchOptions {
+                cpu_fallback: false,
+                ..small
+            };
+            let e = cross_validate_forest_trials(
+                &table,
+                &spec,
+                std::slice::from_ref(fp),
+                kfold(3),
+                usize::MAX,
+                &strict,
+            )
+            .expect("runs")
+            .remove(0)
+            .expect_err("a named device fails");
+            assert!(e.to_string().contains("out of device memory"), "{e}");
         }
     }
 }
