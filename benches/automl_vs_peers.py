@@ -39,6 +39,7 @@ ABLATIONS = {
     "no-stack": "decision layer without the stacker",
     "no-biases": "decision layer without per-class logit biases",
     "single": "decision layer off (the best single trial ships)",
+    "forest-for-nn": "a variant, not an ablation: the random-forest sweep in place of the MLP's",
 }
 
 
@@ -84,6 +85,8 @@ def edit_configs(tree: Path, ablation: str | None, preset: str) -> None:
             text,
         )
         text = re.sub(r'"configs/sweeps/quick-nn\.toml",?\s*', "", text)
+    elif ablation == "forest-for-nn":
+        text = text.replace('"configs/sweeps/quick-nn.toml"', '"configs/sweeps/random-forest.toml"')
     elif ablation == "refit":
         text = run_key(text, "final", '"refit"')
     elif ablation == "no-reallocate":

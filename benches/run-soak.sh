@@ -8,7 +8,10 @@
 # back, so the memory series shows what they cost.
 # Usage: benches/run-soak.sh   (TABTUNE_DATA_DIR defaults to ../shared/data;
 # SOAK_SECONDS (120), SOAK_RATE (1000), SOAK_SLOW (200), SOAK_CONNECTIONS (64) change the load;
-# SOAK_ARGS=--valid-only makes every request valid, for comparison).
+# SOAK_ARGS=--valid-only makes every request valid, for comparison; SOAK_PIN=1 pins the server to
+# CPU 0 and the load generator to CPU 1 (taskset), so the client's bursts do not preempt the
+# server: the nearest this 2-vCPU machine gets to a load generator on another machine, with the
+# server on one vCPU instead of two).
 # Results: $CARGO_TARGET_DIR/bench-results/soak/{summary.json,load.json,rss.csv,server.log}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +44,13 @@ echo "== fitting the bundle (leaf-wise GBDT, 200 rounds) on s4e2_train.csv" >&2
 "$soak" bundle --train "$data/s4e2_train.csv" --config configs/obesity.toml --out "$work/bundle"
 
 echo "== serving" >&2
-"$soak" serve --model "$work/bundle" --threads 2 2>"$out/server.log" &
+server_cpus=()
+client_cpus=()
+if [ "${SOAK_PIN:-0}" = 1 ]; then
+  server_cpus=(taskset -c 0)
+  client_cpus=(taskset -c 1)
+fi
+"${server_cpus[@]}" "$soak" serve --model "$work/bundle" --threads 2 2>"$out/server.log" &
 server_pid=$!
 url=""
 for _ in $(seq 1 100); do
@@ -68,7 +77,7 @@ sampler_pid=$!
 
 echo "== load: $rate req/s for $seconds s over $connections connections, $slow slow connections" >&2
 load_avg_before="$(cut -d' ' -f1 /proc/loadavg)"
-"$soak" load --addr "$addr" --rows "$data/s4e2_test.csv" --rate "$rate" --seconds "$seconds" \
+"${client_cpus[@]}" "$soak" load --addr "$addr" --rows "$data/s4e2_test.csv" --rate "$rate" --seconds "$seconds" \
   --connections "$connections" --slow "$slow" --burst-amplification 100 ${SOAK_ARGS:-} >"$out/load.json"
 load_avg_after="$(cut -d' ' -f1 /proc/loadavg)"
 sleep 6
@@ -85,6 +94,7 @@ summary = {
     "rss_mb_first_last_max": [round(rss[0][1] / 1024, 1), round(rss[-1][1] / 1024, 1), round(max(r for _, r, _ in rss) / 1024, 1)],
     "peak_mb": round(rss[-1][2] / 1024, 1),
     "load_average_before_after": [before, after],
+    "pinned": __import__("os").environ.get("SOAK_PIN", "0") == "1",
 }
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 lat = load["valid_latency_ms"]
