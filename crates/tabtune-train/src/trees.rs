@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use ndarray::{ArrayView2, Axis, concatenate};
 use tabtune_features::{FeatureMatrix, KFold, PreprocessorSpec, Table};
-use tabtune_models::forest::batched::{ForestFit, ForestMember, fit_forests_batched};
+use tabtune_models::forest::batched::{ForestMember, fit_forests_batched};
 use tabtune_models::forest::{ForestModel, ForestParams};
 use tabtune_models::gbdt::batched::{
     BatchData, BatchDevice, BatchMember, BatchOptions, MemberRound, fit_batched,
@@ -325,55 +325,15 @@ pub fn cross_validate_forest_trials(
                 continue;
             }
             let t0 = Instant::now();
-            let fitted = BatchData::new(
-                m.train.values.view(),
-                y,
-                n_classes,
-                &m.train.names,
-                max_bins,
-                false,
-            )
-            .and_then(|data| {
-                let members: Vec<ForestMember> = ts
-                    .iter()
-                    .map(|&t| ForestMember {
-                        params: trials[t].clone(),
-                        train: (0..y.len() as u32).collect(),
-                    })
-                    .collect();
-                fit_forests_batched(&data, &members, &strict(options))
-            });
-            // `auto`: a device that cannot start or hold the batch leaves the fold to the
-            // engine (the same trees).
-            let fitted = match fitted {
-                Err(ModelError::Kernel(e)) if options.cpu_fallback => {
-                    let why = fallback_reason(options, &e);
-                    tracing::warn!("{why}");
-                    ts.iter()
-                        .map(|&t| {
-                            let train = Labelled {
-                                x: m.train.values.view(),
-                                y,
-                            };
-                            let p = trials[t].check()?;
-                            ForestModel::fit(&p, &m.train.names, n_classes, train).map(|model| {
-                                ForestFit {
-                                    model,
-                                    device: why.clone(),
-                                }
-                            })
-                        })
-                        .collect()
-                }
-                other => other,
-            };
+            let chosen: Vec<&ForestParams> = ts.iter().map(|&t| &trials[t]).collect();
+            let fitted = fit_forests_on_device(&m.train, &chosen, max_bins, n_classes, options);
             let each = t0.elapsed().as_secs_f64() / ts.len() as f64;
             match fitted {
                 Ok(fits) => {
-                    for (&t, fit) in ts.iter().zip(fits) {
+                    for (&t, (model, device)) in ts.iter().zip(fits) {
                         seconds[t] += each;
-                        devices[t] = fit.device;
-                        let model = AnyModel::Forest(fit.model);
+                        devices[t] = device;
+                        let model = AnyModel::Forest(model);
                         if let Err(e) =
                             tallies[t].add(fold, m.pre.clone(), model, &m.valid, y.len(), each)
                         {
@@ -422,42 +382,56 @@ pub(crate) fn fit_forest_on_device(
     n_classes: usize,
     options: &BatchOptions,
 ) -> tabtune_models::Result<(ForestModel, String)> {
+    let mut fits = fit_forests_on_device(m, &[params], params.max_bins, n_classes, options)?;
+    let (model, device) = fits.remove(0);
+    tracing::debug!(
+        "{} trees of {} rows grown on {device}",
+        model.trees.len(),
+        m.values.nrows()
+    );
+    Ok((model, device))
+}
+
+/// Fits every forest of `trials` (all binned with `max_bins`) on every row of `m`, their
+/// trees grown together on `options.device`, bins fitted on `m` as the engine fits them.
+/// Under `auto` (`options.cpu_fallback`), a device that cannot start or hold the batch leaves
+/// the fits to the CPU engine (the same trees, on every core), each saying so in its device
+/// string; a named device fails with its error.
+fn fit_forests_on_device(
+    m: &FeatureMatrix,
+    trials: &[&ForestParams],
+    max_bins: usize,
+    n_classes: usize,
+    options: &BatchOptions,
+) -> tabtune_models::Result<Vec<(ForestModel, String)>> {
     let y = m
         .target
         .as_deref()
         .expect("training matrices have the target");
-    let data = BatchData::new(
-        m.values.view(),
-        y,
-        n_classes,
-        &m.names,
-        params.max_bins,
-        false,
-    )?;
-    let member = ForestMember {
-        params: params.clone(),
-        train: (0..y.len() as u32).collect(),
-    };
-    match fit_forests_batched(&data, &[member], &strict(options)) {
-        Ok(mut fits) => {
-            let fit = fits.remove(0);
-            tracing::debug!(
-                "{} trees of {} rows grown on {}",
-                fit.model.trees.len(),
-                y.len(),
-                fit.device
-            );
-            Ok((fit.model, fit.device))
-        }
+    let data = BatchData::new(m.values.view(), y, n_classes, &m.names, max_bins, false)?;
+    let members: Vec<ForestMember> = trials
+        .iter()
+        .map(|&p| ForestMember {
+            params: p.clone(),
+            train: (0..y.len() as u32).collect(),
+        })
+        .collect();
+    match fit_forests_batched(&data, &members, &strict(options)) {
+        Ok(fits) => Ok(fits.into_iter().map(|f| (f.model, f.device)).collect()),
         Err(ModelError::Kernel(e)) if options.cpu_fallback => {
             let why = fallback_reason(options, &e);
             tracing::warn!("{why}");
-            let train = Labelled {
-                x: m.values.view(),
-                y,
-            };
-            let model = ForestModel::fit(&params.check()?, &m.names, n_classes, train)?;
-            Ok((model, why))
+            trials
+                .iter()
+                .map(|p| {
+                    let train = Labelled {
+                        x: m.values.view(),
+                        y,
+                    };
+                    let model = ForestModel::fit(&p.check()?, &m.names, n_classes, train)?;
+                    Ok((model, why.clone()))
+                })
+                .collect()
         }
         Err(e) => Err(e),
     }
@@ -474,12 +448,7 @@ fn strict(options: &BatchOptions) -> BatchOptions {
 
 /// The device string of a fit that fell back to the CPU engine.
 fn fallback_reason(options: &BatchOptions, e: &dyn std::fmt::Display) -> String {
-    let device = match options.device {
-        BatchDevice::Cpu => "cpu".to_owned(),
-        BatchDevice::Wgpu => "wgpu".to_owned(),
-        BatchDevice::Cuda(i) => format!("cuda:{i}"),
-    };
-    format!("cpu (fallback: {device}: {e})")
+    format!("cpu (fallback: {}: {e})", options.device)
 }
 
 #[cfg(test)]

@@ -240,13 +240,7 @@ impl<R: Runtime> Gpu<R> {
         slots: &Buffer<u32>,
         hist: &mut Buffer<i32>,
     ) -> Result<()> {
-        let width = d.slot_width() as u32;
-        let units = slots.len * width as usize;
-        if units == 0 {
-            return Ok(());
-        }
-        let (count, dim) = self.count(units);
-        kernels::zero_slots::launch::<R>(&self.client, count, dim, arg(slots), arg(hist), width);
+        self.launch_zero_slots(slots, hist, d.slot_width() as u32);
         Ok(())
     }
 
@@ -257,19 +251,7 @@ impl<R: Runtime> Gpu<R> {
         triples: &Buffer<u32>,
         build_slot: &mut Buffer<u32>,
     ) -> Result<()> {
-        let units = triples.len / 3;
-        if units == 0 {
-            return Ok(());
-        }
-        let (count, dim) = self.count(units);
-        kernels::set_build_slots::launch::<R>(
-            &self.client,
-            count,
-            dim,
-            arg(triples),
-            arg(build_slot),
-            d.cap,
-        );
+        self.launch_set_build_slots(triples, build_slot, d.cap);
         Ok(())
     }
 }

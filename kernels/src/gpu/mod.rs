@@ -653,14 +653,40 @@ impl<R: Runtime> Gpu<R> {
         slots: &Buffer<u32>,
         hist: &mut Buffer<i32>,
     ) -> Result<()> {
-        let width = 3 * d.total_bins;
+        self.launch_zero_slots(slots, hist, 3 * d.total_bins);
+        Ok(())
+    }
+
+    /// Kernel `zero_slots` on slots of `width` words (boosting and classification histograms).
+    fn launch_zero_slots(&self, slots: &Buffer<u32>, hist: &mut Buffer<i32>, width: u32) {
         let units = slots.len * width as usize;
         if units == 0 {
-            return Ok(());
+            return;
         }
         let (count, dim) = self.count(units);
         kernels::zero_slots::launch::<R>(&self.client, count, dim, arg(slots), arg(hist), width);
-        Ok(())
+    }
+
+    /// Kernel `set_build_slots` on node tables of `cap` nodes per tree.
+    fn launch_set_build_slots(
+        &self,
+        triples: &Buffer<u32>,
+        build_slot: &mut Buffer<u32>,
+        cap: u32,
+    ) {
+        let units = triples.len / 3;
+        if units == 0 {
+            return;
+        }
+        let (count, dim) = self.count(units);
+        kernels::set_build_slots::launch::<R>(
+            &self.client,
+            count,
+            dim,
+            arg(triples),
+            arg(build_slot),
+            cap,
+        );
     }
 
     /// Kernel `subtract_histograms` (see [`crate::reference::hist::subtract`]).
@@ -688,19 +714,7 @@ impl<R: Runtime> Gpu<R> {
         build_slot: &mut Buffer<u32>,
     ) -> Result<()> {
         expect_len(build_slot, d.node_len(), "build_slot")?;
-        let units = triples.len / 3;
-        if units == 0 {
-            return Ok(());
-        }
-        let (count, dim) = self.count(units);
-        kernels::set_build_slots::launch::<R>(
-            &self.client,
-            count,
-            dim,
-            arg(triples),
-            arg(build_slot),
-            d.cap,
-        );
+        self.launch_set_build_slots(triples, build_slot, d.cap);
         Ok(())
     }
 

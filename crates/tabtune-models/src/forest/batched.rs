@@ -24,7 +24,7 @@ use super::model::{
 };
 use super::params::{ForestKind, ForestParams, ForestValid};
 use crate::error::{ModelError, Result};
-use crate::gbdt::batched::{BatchData, BatchDevice, BatchOptions};
+use crate::gbdt::batched::{BatchData, BatchDevice, BatchOptions, member_error};
 
 /// One member: a forest's (or a decision tree's) parameters and its training rows (indices into
 /// the batch's matrix, in the order the engine would see them).
@@ -146,18 +146,7 @@ fn check_members(data: &BatchData, members: &[ForestMember]) -> Result<Vec<Fores
         .iter()
         .enumerate()
         .map(|(m, member)| {
-            let p = member.params.check().map_err(|e| match e {
-                ModelError::Param {
-                    name,
-                    value,
-                    expected,
-                } => ModelError::Param {
-                    name: format!("member {m}: {name}"),
-                    value,
-                    expected,
-                },
-                other => other,
-            })?;
+            let p = member.params.check().map_err(|e| member_error(m, e))?;
             if p.max_bins != data.max_bins() {
                 return Err(ModelError::param(
                     &format!("member {m}: max_bins"),
@@ -252,11 +241,7 @@ pub fn fit_forests_batched(
     let nf = data.n_features();
     let k = data.n_classes();
     let slot_bytes = (data.bins().total_bins * k * 4 + nf * 4) as u64;
-    let device = match options.device {
-        BatchDevice::Cpu => "cpu".to_owned(),
-        BatchDevice::Wgpu => "wgpu".to_owned(),
-        BatchDevice::Cuda(i) => format!("cuda:{i}"),
-    };
+    let device = options.device.to_string();
     let (mut backend, n_slots, device) = match make_backend(options, &lay, data, slot_bytes) {
         Ok((b, s)) => (b, s, device),
         Err(ModelError::Kernel(e))

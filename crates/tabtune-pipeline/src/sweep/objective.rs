@@ -34,6 +34,21 @@ use super::oof::OofStore;
 use super::params::{FAMILY_PARAM, extra_repeats, trial_params};
 use super::tables::TrialTables;
 
+/// Each trial's report from a batch's outcome: its own result, or the batch's shared error
+/// for all `n` trials.
+fn per_trial<E: std::fmt::Display>(
+    outcome: std::result::Result<Vec<std::result::Result<CvReport, E>>, String>,
+    n: usize,
+) -> Vec<std::result::Result<CvReport, String>> {
+    match outcome {
+        Ok(r) => r
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect(),
+        Err(why) => vec![Err(why); n],
+    }
+}
+
 /// Trials of one kind that train together in a batch from `optimize_population`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Together {
@@ -377,13 +392,7 @@ impl Setup<'_> {
                 .map_err(|e| e.to_string())
             });
         let (handles, flags) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
-        let reports: Vec<std::result::Result<CvReport, String>> = match outcome {
-            Ok(r) => r
-                .into_iter()
-                .map(|r| r.map_err(|e| e.to_string()))
-                .collect(),
-            Err(why) => handles.iter().map(|_| Err(why.clone())).collect(),
-        };
+        let reports = per_trial(outcome, handles.len());
         self.finish_together(handles, flags, reports)
     }
 
@@ -415,13 +424,7 @@ impl Setup<'_> {
                 )
                 .map_err(|e| e.to_string())
             });
-        let reports: Vec<std::result::Result<CvReport, String>> = match outcome {
-            Ok(r) => r
-                .into_iter()
-                .map(|r| r.map_err(|e| e.to_string()))
-                .collect(),
-            Err(why) => handles.iter().map(|_| Err(why.clone())).collect(),
-        };
+        let reports = per_trial(outcome, handles.len());
         self.finish_together(handles, flags, reports)
     }
 

@@ -181,6 +181,34 @@ pub enum BatchDevice {
     Cuda(usize),
 }
 
+impl std::fmt::Display for BatchDevice {
+    /// `cpu`, `wgpu` or `cuda:N`: how fits name where they trained.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Wgpu => f.write_str("wgpu"),
+            Self::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// An error of member `m`'s parameters or data, with the member named in it.
+pub(crate) fn member_error(m: usize, e: ModelError) -> ModelError {
+    match e {
+        ModelError::Param {
+            name,
+            value,
+            expected,
+        } => ModelError::Param {
+            name: format!("member {m}: {name}"),
+            value,
+            expected,
+        },
+        ModelError::Data(s) => ModelError::Data(format!("member {m}: {s}")),
+        other => other,
+    }
+}
+
 /// Options of a batched fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchOptions {
@@ -270,24 +298,11 @@ fn check_members(data: &BatchData, members: &[BatchMember]) -> Result<Vec<GbdtVa
         .iter()
         .enumerate()
         .map(|(m, member)| {
-            let named = |e: ModelError| match e {
-                ModelError::Param {
-                    name,
-                    value,
-                    expected,
-                } => ModelError::Param {
-                    name: format!("member {m}: {name}"),
-                    value,
-                    expected,
-                },
-                ModelError::Data(s) => ModelError::Data(format!("member {m}: {s}")),
-                other => other,
-            };
             let mut p = member.params.clone();
             if p.quantize == Quantize::Off {
                 p.quantize = Quantize::Nearest;
             }
-            let p = p.check(data.n_classes).map_err(named)?;
+            let p = p.check(data.n_classes).map_err(|e| member_error(m, e))?;
             if p.growth != growth {
                 return Err(ModelError::param(
                     &format!("member {m}: growth"),
@@ -433,11 +448,7 @@ pub fn fit_batched(
         labels: data.labels.clone(),
     };
     let n_trees = problem.n_trees();
-    let device = match options.device {
-        BatchDevice::Cpu => "cpu".to_owned(),
-        BatchDevice::Wgpu => "wgpu".to_owned(),
-        BatchDevice::Cuda(i) => format!("cuda:{i}"),
-    };
+    let device = options.device.to_string();
     let (mut backend, device) = match make_backend(
         options,
         problem.clone(),
