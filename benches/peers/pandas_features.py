@@ -2,7 +2,7 @@
 """pandas peer of tabtune's feature pipeline (tabtune-features' `pipeline` bench).
 
 Does the same work as `load_table` + `PreprocessorSpec::fit` + `Preprocessor::transform` with
-configs/obesity.toml: read the CSV, validate every cell against the schema (missing/extra
+configs/obesity.toml with every feature step on (tabtune_test::engineered_config): read the CSV, validate every cell against the schema (missing/extra
 columns, unparsable numbers, NaN/empty, ranges, levels, duplicate ids, duplicate rows), engineer
 the 12 features, convert Height to cm, round the ordinals, Age quartile bins, log1p(Age),
 standard-scale the continuous columns, one-hot the categoricals with an unknown slot, label-encode

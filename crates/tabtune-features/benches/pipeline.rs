@@ -1,5 +1,7 @@
 //! Feature pipeline benchmark, side by side with pandas in the same run: load + validate +
-//! engineer + fit + transform `s4e2_train.csv` with the default config, in rows per second.
+//! engineer + fit + transform `s4e2_train.csv` with the default config and every feature step
+//! on (`tabtune_test::engineered_config`: the twelve engineered features, rounding, bins; the
+//! default config itself ships the raw columns), in rows per second.
 //!
 //! Run it with `benches/run-features.sh` (it prepares the pandas venv), or directly:
 //! `TABTUNE_DATA_DIR=../shared/data PYTHON=<python with pandas> cargo bench -p tabtune-features
@@ -36,7 +38,11 @@ fn main() {
         return;
     }
     let root = workspace();
-    let config = Config::load(&root.join("configs/obesity.toml")).expect("default config");
+    let config = Config::from_toml(
+        &tabtune_test::engineered_config_text(),
+        Path::new("obesity-engineered.toml"),
+    )
+    .expect("the engineered config");
     let Some(dir) = std::env::var_os("TABTUNE_DATA_DIR").map(PathBuf::from) else {
         eprintln!("error: set TABTUNE_DATA_DIR to the folder with s4e2_train.csv");
         std::process::exit(2);

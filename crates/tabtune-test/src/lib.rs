@@ -27,6 +27,50 @@ pub fn default_config() -> PathBuf {
     workspace_root().join("configs/obesity.toml")
 }
 
+/// The default config with every feature step of tabtune-features switched on: the twelve
+/// engineered features, rounding of the five ordinal answers and Age quartile bins on top of its
+/// unit conversion, log1p and scaling, and BMI in the EDA report. The default config ships the
+/// raw columns (they train better on the reference workload); the tests of the feature steps,
+/// and those whose synthetic class follows BMI, use this one. Written to `dir` as
+/// `obesity-engineered.toml`; relative paths in it resolve as the default config's do.
+pub fn engineered_config(dir: &Path) -> PathBuf {
+    let path = dir.join("obesity-engineered.toml");
+    std::fs::write(&path, engineered_config_text())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    path
+}
+
+/// The text of [`engineered_config`].
+pub fn engineered_config_text() -> String {
+    let default = default_config();
+    let mut text = std::fs::read_to_string(&default)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", default.display()));
+    for (from, to) in [
+        (
+            "enabled = []",
+            r#"enabled = ["BMI", "BSA", "IBW", "DIFF_IBW", "BMR", "PAL", "TDEE", "SWC", "IS", "INMM", "EVEMM", "HH"]"#,
+        ),
+        (
+            "round = []",
+            r#"round = ["FCVC", "NCP", "CH2O", "FAF", "TUE"]"#,
+        ),
+        ("bins = []", r#"bins = [{ column = "Age", bins = 4 }]"#),
+        (
+            r#"columns = ["Age", "Height", "Weight", "FAF", "CH2O"]"#,
+            r#"columns = ["Age", "Height", "Weight", "BMI", "FAF", "CH2O"]"#,
+        ),
+    ] {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{} should hold `{from}` once (engineered_config rewrites it)",
+            default.display()
+        );
+        text = text.replacen(from, to, 1);
+    }
+    text
+}
+
 /// The real dataset `file` in `TABTUNE_DATA_DIR` (a relative value is taken from the workspace
 /// root, where `cargo test` is run). When the variable is unset or the file is missing, this
 /// fails the test under `CI=true` and returns `None` (the caller skips, saying so) otherwise.

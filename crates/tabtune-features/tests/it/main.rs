@@ -9,9 +9,13 @@ use std::path::{Path, PathBuf};
 
 use tabtune_features::Config;
 
-/// The default config.
+/// The default config with every feature step on (`tabtune_test::engineered_config`).
 pub fn config() -> Config {
-    Config::load(&tabtune_test::default_config()).expect("the default config is valid")
+    Config::from_toml(
+        &tabtune_test::engineered_config_text(),
+        std::path::Path::new("obesity-engineered.toml"),
+    )
+    .expect("the engineered config is valid")
 }
 
 /// Writes `contents` to `name` in a fresh temporary folder.

@@ -35,7 +35,7 @@ const FAMILIES: [&str; 9] = [
 
 /// A config with one-hot (default) or ordinal categorical encoding.
 fn config(dir: &Path, ordinal: bool) -> Config {
-    let text = std::fs::read_to_string(tabtune_test::default_config()).expect("config");
+    let text = tabtune_test::engineered_config_text();
     let text = if ordinal {
         text.replace("encode = \"one-hot\"", "encode = \"ordinal\"")
     } else {

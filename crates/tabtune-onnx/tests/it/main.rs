@@ -26,9 +26,14 @@ use tabtune_train::{Family, ModelParams};
 /// The tolerance on every probability.
 pub(crate) const TOLERANCE: f64 = 1e-5;
 
-/// The default config with the given categorical encoding.
+/// The default config with every feature step on (`tabtune_test::engineered_config`) and the
+/// given categorical encoding.
 pub(crate) fn config(encode: Encoding) -> Config {
-    let mut c = Config::load(&tabtune_test::default_config()).expect("the default config loads");
+    let mut c = Config::from_toml(
+        &tabtune_test::engineered_config_text(),
+        std::path::Path::new("obesity-engineered.toml"),
+    )
+    .expect("the engineered config loads");
     c.transforms.encode = encode;
     c
 }
