@@ -40,6 +40,16 @@ ABLATIONS = {
     "no-biases": "decision layer without per-class logit biases",
     "single": "decision layer off (the best single trial ships)",
     "forest-for-nn": "a variant, not an ablation: the random-forest sweep in place of the MLP's",
+    "engineered": "the raw columns off: the 12 engineered features, rounded ordinals and Age bins "
+    "(the default config before 691dae4)",
+}
+
+# What the `engineered` ablation puts back into obesity.toml (tabtune_test::engineered_config).
+ENGINEERED = {
+    "enabled = []": 'enabled = ["BMI", "BSA", "IBW", "DIFF_IBW", "BMR", "PAL", "TDEE", "SWC", '
+    '"IS", "INMM", "EVEMM", "HH"]',
+    "round = []": 'round = ["FCVC", "NCP", "CH2O", "FAF", "TUE"]',
+    "bins = []": 'bins = [{ column = "Age", bins = 4 }]',
 }
 
 
@@ -87,6 +97,11 @@ def edit_configs(tree: Path, ablation: str | None, preset: str) -> None:
         text = re.sub(r'"configs/sweeps/quick-nn\.toml",?\s*', "", text)
     elif ablation == "forest-for-nn":
         text = text.replace('"configs/sweeps/quick-nn.toml"', '"configs/sweeps/random-forest.toml"')
+    elif ablation == "engineered":
+        for plain, full in ENGINEERED.items():
+            if text.count(plain) != 1:
+                raise SystemExit(f"{cfg}: expected `{plain}` once for the engineered ablation")
+            text = text.replace(plain, full)
     elif ablation == "refit":
         text = run_key(text, "final", '"refit"')
     elif ablation == "no-reallocate":
