@@ -18,10 +18,13 @@ use assert_cmd::Command;
 
 /// `tabtune --config <default config>` run in `cwd`.
 pub fn tabtune(cwd: &Path) -> Command {
+    tabtune_with(cwd, &tabtune_test::default_config())
+}
+
+/// `tabtune --config <config>` run in `cwd`.
+pub fn tabtune_with(cwd: &Path, config: &Path) -> Command {
     let mut cmd = Command::cargo_bin("tabtune").expect("the tabtune binary is built");
-    cmd.current_dir(cwd)
-        .arg("--config")
-        .arg(tabtune_test::default_config());
+    cmd.current_dir(cwd).arg("--config").arg(config);
     cmd.env_remove("TABTUNE_DATA_DIR")
         .env_remove("TABTUNE_CONFIG")
         .env_remove("RUST_LOG")

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tabtune_test::real_data;
 
-use crate::{dir_of, json_of, tabtune};
+use crate::{dir_of, json_of, tabtune, tabtune_with};
 
 /// A small, fast space: decision trees of varying depth and criterion.
 const TREES: &str = r#"
@@ -923,6 +923,9 @@ fn select_tracks_every_candidate_set_in_mlflow_and_registers_each_family() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let train = synthetic(tmp.path());
+    // The synthetic class follows BMI: the config with the engineered features (51 columns,
+    // so that forward selection evaluates more than 50 candidate sets).
+    let config = tabtune_test::engineered_config(tmp.path());
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -949,7 +952,7 @@ fn select_tracks_every_candidate_set_in_mlflow_and_registers_each_family() {
         let study = format!("e2e-select-{family}-{stamp}");
         let model = format!("e2e-select-{family}-{stamp}");
         let v = json_of(
-            tabtune(tmp.path())
+            tabtune_with(tmp.path(), &config)
                 .args(["select", "--json", "--model", family, "--param", param])
                 .args(["--folds", "2", "--min-share", "0.02", "--max-share", "0.04"])
                 .args([

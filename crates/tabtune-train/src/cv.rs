@@ -708,11 +708,7 @@ pub(crate) mod tests {
         let dir = tempfile_free::Dir::new();
         let path = dir.path.join("train.csv");
         std::fs::write(&path, tabtune_test::synthetic_obesity_csv(350, 9)).expect("write");
-        let config = Config::from_toml(
-            &tabtune_test::engineered_config_text(),
-            std::path::Path::new("obesity-engineered.toml"),
-        )
-        .expect("config");
+        let config = Config::load(&tabtune_test::engineered_config(&dir.path)).expect("config");
         let table = load_table(&path, &config.schema, &LoadOptions::default())
             .expect("valid")
             .table;

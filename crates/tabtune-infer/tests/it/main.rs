@@ -31,11 +31,7 @@ pub(crate) fn trained(
 ) -> (Predictor, ndarray::Array2<f64>, tabtune_features::Table) {
     let path = dir.join("train.csv");
     std::fs::write(&path, tabtune_test::synthetic_obesity_csv(210, 3)).expect("write");
-    let config = Config::from_toml(
-        &tabtune_test::engineered_config_text(),
-        std::path::Path::new("obesity-engineered.toml"),
-    )
-    .expect("config");
+    let config = Config::load(&tabtune_test::engineered_config(dir)).expect("config");
     let table = load_table(&path, &config.schema, &LoadOptions::default())
         .expect("valid")
         .table;

@@ -626,11 +626,7 @@ mod bundle {
     fn bundle(dir: &std::path::Path) -> (Bundle, ndarray::Array2<f32>) {
         let path = dir.join("train.csv");
         std::fs::write(&path, tabtune_test::synthetic_obesity_csv(140, 5)).expect("write");
-        let config = Config::from_toml(
-            &tabtune_test::engineered_config_text(),
-            std::path::Path::new("obesity-engineered.toml"),
-        )
-        .expect("config");
+        let config = Config::load(&tabtune_test::engineered_config(dir)).expect("config");
         let table = load_table(&path, &config.schema, &LoadOptions::default())
             .expect("valid")
             .table;
@@ -842,11 +838,7 @@ mod bundle {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("train.csv");
         std::fs::write(&path, tabtune_test::synthetic_obesity_csv(200, 7)).expect("write");
-        let config = Config::from_toml(
-            &tabtune_test::engineered_config_text(),
-            std::path::Path::new("obesity-engineered.toml"),
-        )
-        .expect("config");
+        let config = Config::load(&tabtune_test::engineered_config(dir.path())).expect("config");
         let table = load_table(&path, &config.schema, &LoadOptions::default())
             .expect("valid")
             .table;

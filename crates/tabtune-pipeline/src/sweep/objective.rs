@@ -675,11 +675,7 @@ choices = [0.0, 1.5, 0.2, 0.1]
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("train.csv");
         std::fs::write(&path, tabtune_test::synthetic_obesity_csv(210, 5)).expect("write");
-        let config = Config::from_toml(
-            &tabtune_test::engineered_config_text(),
-            std::path::Path::new("obesity-engineered.toml"),
-        )
-        .expect("config");
+        let config = Config::load(&tabtune_test::engineered_config(dir.path())).expect("config");
         let training = crate::data::Training {
             table: load_table(&path, &config.schema, &LoadOptions::default())
                 .expect("valid")
