@@ -42,8 +42,14 @@ use crate::sweep::{SweepOutcome, SweepSettings, Validation, sweep};
 use crate::tracking::Tracking;
 
 /// Seconds kept back from the sweeps for what follows them (export and registration of each
-/// sweep's best, the decision layer's members, the submission, the monitoring report).
+/// sweep's best, the decision layer's members, the submission, the monitoring report): at least
+/// this, and [`RESERVE_SHARE`] of a longer budget.
 const RESERVE_SECONDS: f64 = 120.0;
+
+/// The share of the budget kept back for the steps after the sweeps. They grow with the number
+/// of candidates the sweeps leave: on the 10-minute default run (2 cores) they took 135-190 s,
+/// and a fixed 120 s let the run end 48 s late.
+const RESERVE_SHARE: f64 = 0.3;
 
 /// What `run` does: the config's `[run]` plan and the overrides of one invocation.
 #[derive(Clone, Debug)]
@@ -362,7 +368,8 @@ pub fn run(plan: &RunPlan, hooks: &Hooks) -> Result<RunOutcome> {
             .unwrap_or_default(),
         device.reason
     );
-    let sweep_seconds = (budget * 60.0 - started.elapsed().as_secs_f64() - RESERVE_SECONDS)
+    let reserve = RESERVE_SECONDS.max(RESERVE_SHARE * budget * 60.0);
+    let sweep_seconds = (budget * 60.0 - started.elapsed().as_secs_f64() - reserve)
         .max(30.0 * settings.sweeps.len() as f64);
     let n = settings.sweeps.len();
     // Round 1: every sweep gets its share of the first part of the time. Round 2: the rest
